@@ -1,0 +1,97 @@
+// IP addresses: parse text to a validated, canonical form and to bytes, and back. Pure.
+// Canonical text is what node's net.isIP accepts and what every command sees:
+// IPv4 dotted quad without leading zeros, IPv6 in RFC 5952 form (lowercase, :: compressed).
+// IPv4-mapped IPv6 (::ffff:a.b.c.d) is folded to the IPv4 address it carries.
+import { isIPv4, isIPv6 } from 'node:net';
+import { UserError } from '../errors.js';
+
+export type Family = 4 | 6;
+
+export interface Address {
+  readonly family: Family;
+  /** 4 or 16 bytes, network order. */
+  readonly bytes: Uint8Array;
+  /** Canonical text (RFC 5952 for IPv6). */
+  readonly text: string;
+}
+
+/** Parses an IP literal; returns undefined when it is not one. Zone ids (%eth0) are refused. */
+export function parseAddress(s: string): Address | undefined {
+  if (isIPv4(s)) {
+    const parts = s.split('.');
+    if (parts.some((p) => p.length > 1 && p.startsWith('0'))) return undefined;
+    return addressFromBytes(Uint8Array.from(parts.map((p) => Number(p))));
+  }
+  if (isIPv6(s) && !s.includes('%')) return addressFromBytes(ipv6Bytes(s));
+  return undefined;
+}
+
+/** Like parseAddress, but a bad value is a UserError naming what was given. */
+export function parseAddressOrThrow(s: string, what = 'address'): Address {
+  const a = parseAddress(s);
+  if (!a) throw new UserError('address.parse', `${what}: expected an IPv4 or IPv6 address, got ${JSON.stringify(s)}`);
+  return a;
+}
+
+export function addressFromBytes(b: Uint8Array): Address {
+  if (b.length === 4) {
+    const bytes = Uint8Array.from(b);
+    return { family: 4, bytes, text: Array.from(bytes).join('.') };
+  }
+  if (b.length === 16) {
+    const mapped = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+    if (mapped) return addressFromBytes(b.subarray(12, 16));
+    const bytes = Uint8Array.from(b);
+    return { family: 6, bytes, text: ipv6Text(bytes) };
+  }
+  throw new RangeError(`an address has 4 or 16 bytes, not ${b.length}`);
+}
+
+export function sameAddress(a: Address, b: Address): boolean {
+  return a.family === b.family && a.text === b.text;
+}
+
+function ipv6Bytes(s: string): Uint8Array {
+  // s is known valid (isIPv6). Rewrite an embedded IPv4 tail as two hex words, then fill the :: gap.
+  let text = s;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const q = v4.slice(1, 5).map(Number) as [number, number, number, number];
+    text = text.slice(0, v4.index) + `${((q[0] << 8) | q[1]).toString(16)}:${((q[2] << 8) | q[3]).toString(16)}`;
+  }
+  const halves = text.split('::');
+  const words = (h: string | undefined): number[] => (h ? h.split(':').map((x) => parseInt(x, 16)) : []);
+  const l = words(halves[0]);
+  const r = words(halves[1]);
+  const all = halves.length === 2 ? [...l, ...new Array<number>(8 - l.length - r.length).fill(0), ...r] : l;
+  const out = new Uint8Array(16);
+  all.forEach((w, i) => {
+    out[i * 2] = (w >> 8) & 0xff;
+    out[i * 2 + 1] = w & 0xff;
+  });
+  return out;
+}
+
+function ipv6Text(b: Uint8Array): string {
+  const w: number[] = [];
+  for (let i = 0; i < 8; i++) w.push(((b[i * 2] ?? 0) << 8) | (b[i * 2 + 1] ?? 0));
+  // RFC 5952 §4.2: compress the longest run (>= 2) of zero words, the first one on a tie.
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (w[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = w.map((x) => x.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
