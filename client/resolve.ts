@@ -1,0 +1,58 @@
+// Name resolution and the allow address: which address to knock and which address
+// the server should open for. Shell (DNS, sockets), but sends nothing anywhere.
+import { lookup } from 'node:dns/promises';
+import { createSocket } from 'node:dgram';
+import { UserError } from '../src/errors.js';
+import { parseAddress, type Address, type Family } from '../src/net/address.js';
+
+export async function resolveHost(host: string, family: Family | undefined): Promise<Address> {
+  const literal = parseAddress(host.replace(/^\[(.*)\]$/, '$1'));
+  if (literal) {
+    if (family !== undefined && literal.family !== family) {
+      throw new UserError('host.resolve', `${host}: is an IPv${literal.family} address but -${family} was given`);
+    }
+    return literal;
+  }
+  try {
+    const r = await lookup(host, { family: family ?? 0, verbatim: true });
+    const a = parseAddress(r.address);
+    if (!a) throw new Error(`unusable address ${r.address}`);
+    return a;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new UserError('host.resolve', `${host}: cannot resolve host name (${code})`);
+  }
+}
+
+/**
+ * The local address the kernel would use to reach `target`: connect() on a UDP socket
+ * picks a route and a source address without sending any packet.
+ */
+export async function localAddressFor(target: Address, port: number): Promise<Address> {
+  const sock = createSocket(target.family === 4 ? 'udp4' : 'udp6');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.connect(port, target.text, () => resolve());
+    });
+    const a = parseAddress(sock.address().address);
+    if (!a) throw new Error('no local address');
+    return a;
+  } catch (e) {
+    throw new UserError('host.resolve', `${target.text}: no route to host, cannot choose an allow address (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give --allow-ip`);
+  } finally {
+    sock.close();
+  }
+}
+
+export async function sendDatagram(target: Address, port: number, datagram: Uint8Array): Promise<void> {
+  const sock = createSocket(target.family === 4 ? 'udp4' : 'udp6');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.send(datagram, port, target.text, (err) => (err ? reject(err) : resolve()));
+    });
+  } finally {
+    sock.close();
+  }
+}
