@@ -1,11 +1,13 @@
 // Encode a knock and verify a received datagram, in the cheap-first order of
 // PROTOCOL.md §5: length, version, tag, replay, box, body, epoch, freshness,
 // watermark, signature. Pure: time and the nonce come in as arguments.
+import type { KeyObject } from 'node:crypto';
 import { concat } from '../bytes.js';
 import type { Address } from '../net/address.js';
 import type { Access } from '../net/access.js';
 import { decodeBody, encodeBody } from './body.js';
 import {
+  BODY_BYTES,
   BOX_OVERHEAD_BYTES,
   DATAGRAM_BYTES,
   LABEL_SIGNATURE,
@@ -42,16 +44,35 @@ export interface KnockInput {
 }
 
 export function encodeKnock(k: KnockInput): Uint8Array {
-  if (k.nonce.length !== NONCE_BYTES) throw new RangeError(`the nonce has ${NONCE_BYTES} bytes`);
   const shared = sharedKeys(k.server.boxPublic, k.client.boxSecret);
   if (!shared) throw new RangeError('the server public key is a low-order point');
-  const tag = computeTag(shared.tagKey, epochOf(k.timeSec));
-  const body = encodeBody({ timeSec: k.timeSec, allow: k.allow, access: k.access });
-  const signature = signEd25519(k.client.signKey, signedMessage(k.server.fingerprint, tag, k.nonce, body));
-  const box = sealBox(concat(signature, body), k.nonce, shared.boxKey);
-  const out = concat(VERSION_BYTE, tag, k.nonce, box);
-  if (out.length !== DATAGRAM_BYTES) throw new Error('encoder produced a datagram of the wrong size');
-  return out;
+  return sealDatagram({
+    signKey: k.client.signKey,
+    boxKey: shared.boxKey,
+    fingerprint: k.server.fingerprint,
+    tag: computeTag(shared.tagKey, epochOf(k.timeSec)),
+    nonce: k.nonce,
+    body: encodeBody({ timeSec: k.timeSec, allow: k.allow, access: k.access }),
+  });
+}
+
+export interface DatagramParts {
+  readonly signKey: KeyObject;
+  readonly boxKey: Uint8Array;
+  readonly fingerprint: Uint8Array;
+  readonly tag: Uint8Array;
+  readonly nonce: Uint8Array;
+  /** BODY_BYTES of body (§3); not checked here, so test vectors can carry broken bodies. */
+  readonly body: Uint8Array;
+}
+
+/** Assembles a datagram from its parts (§2): version ‖ tag ‖ nonce ‖ box(signature ‖ body). */
+export function sealDatagram(p: DatagramParts): Uint8Array {
+  if (p.nonce.length !== NONCE_BYTES) throw new RangeError(`the nonce has ${NONCE_BYTES} bytes`);
+  if (p.tag.length !== TAG_BYTES) throw new RangeError(`the tag has ${TAG_BYTES} bytes`);
+  if (p.body.length !== BODY_BYTES) throw new RangeError(`the body has ${BODY_BYTES} bytes`);
+  const signature = signEd25519(p.signKey, signedMessage(p.fingerprint, p.tag, p.nonce, p.body));
+  return concat(VERSION_BYTE, p.tag, p.nonce, sealBox(concat(signature, p.body), p.nonce, p.boxKey));
 }
 
 export interface VerifyContext {

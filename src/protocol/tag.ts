@@ -54,7 +54,7 @@ export class TagTable {
   }
 
   refresh(nowSec: number): void {
-    const first = epochOf(nowSec - this.windowSec);
+    const first = Math.max(0, epochOf(nowSec - this.windowSec));
     const last = epochOf(nowSec + this.windowSec);
     for (const [epoch, keys] of this.epochs) {
       if (epoch < first || epoch > last) {
