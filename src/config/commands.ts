@@ -1,7 +1,7 @@
 // Command lines of doors: which %VAR%s they use, and their substitution. Pure.
 // Commands run through a shell as in knockd, so only canonical, validated values are ever
 // substituted: substitute() refuses (throws, a bug) any value outside a shell-inert alphabet.
-import type { CommandVar } from './types.js';
+import type { CommandVar, Door } from './types.js';
 
 const KNOWN: ReadonlySet<string> = new Set<CommandVar>(['IP', 'PROTO', 'PORT', 'ID', 'DOOR']);
 
@@ -62,4 +62,18 @@ export function substitute(command: string, vars: Readonly<Partial<Record<Comman
     if (value === undefined) throw new Error(`substitute: no value for %${name}%`);
     return value;
   });
+}
+
+/**
+ * The commands to run for a knocker of this address family, with knockd's fallback: for IPv6,
+ * start_command_6 / stop_command_6 when set, else the IPv4 ones; an empty *_6 value means run
+ * nothing (knockd.c process_attempt). `start` undefined: nothing runs at all (and then no stop).
+ */
+export function commandsFor(door: Door, family: 4 | 6): { start: string | undefined; stop: string | undefined } {
+  const pick = (v4: string | undefined, v6: string | undefined): string | undefined => {
+    const c = family === 6 && v6 !== undefined ? v6 : v4;
+    return c === '' ? undefined : c;
+  };
+  const start = pick(door.startCommand, door.startCommand6);
+  return { start, stop: start === undefined ? undefined : pick(door.stopCommand, door.stopCommand6) };
 }
