@@ -86,8 +86,14 @@ export function parseConfig(text: string, file: string): ParseResult {
         useSyslog = true;
         return;
       }
-      const known = findDirective(key, place) ?? findDirective(key, place === 'options' ? 'door' : 'options');
-      err(n, known ? `${known.name}: expected ${known.name} = VALUE` : `expected KEY = VALUE, [SECTION] or UseSyslog, got ${JSON.stringify(line)}`);
+      const word = key.split(/\s/)[0] ?? '';
+      const known = findDirective(word, place) ?? findDirective(word, place === 'options' ? 'door' : 'options');
+      if (!known) {
+        err(n, `expected KEY = VALUE, [SECTION] or UseSyslog, got ${JSON.stringify(line)}`);
+        return;
+      }
+      err(n, `${known.name}: expected ${known.name} = VALUE, got ${JSON.stringify(line)}`);
+      current.failed.set(known.name, n);
       return;
     }
     if (key === '') {
