@@ -1,63 +1,61 @@
-// command backend: a door's own start_command / stop_command lines (knockd's), with
-// %IP% %PROTO% %PORT% %ID% %DOOR% replaced by validated, canonical values and run by
-// /bin/sh -c as knockd does. Pure: returns argv only.
+// command backend: a door's own start_command / stop_command lines (knockd's, with the
+// *_command_6 variants for IPv6), %IP% %PROTO% %PORT% %ID% %DOOR% replaced by validated,
+// canonical values, run by /bin/sh -c as knockd does. Pure: returns argv only.
 //
-// Why this is no injection path: every substituted value is re-checked here (an address
-// in canonical form: hex digits, '.', ':'; tcp or udp; digits; names of [A-Za-z0-9_.@-]
-// starting with a letter or digit), so no shell metacharacter or option-looking word can
-// reach the shell from a packet. The rest of the line is the administrator's own text.
-import { assertDoorRules, assertOpening, type Backend, type Opening, type Step } from './types.js';
+// Why this is no injection path: every value is re-checked here (a canonical address,
+// tcp or udp, a port number, a key id) and src/config/commands.ts substitute() refuses
+// any value outside a shell-inert alphabet; a door name is passed only when it is in that
+// alphabet (the config check refuses %DOOR% in a door whose name is not). The rest of the
+// line is the administrator's own text, as in knockd.
+import { commandsFor, isSafeCommandValue, substitute } from '../../src/config/commands.js';
+import type { CommandVar, Door, SpaDoor } from '../../src/config/types.js';
+import { assertOpening, type Backend, type Opening, type Step } from './types.js';
+
+/** A door's command lines, as the config parser gives them. */
+export type DoorCommands = Pick<SpaDoor, 'startCommand' | 'startCommand6' | 'stopCommand' | 'stopCommand6'>;
 
 export interface CommandOptions {
-  /** start_command: run when access opens. */
-  readonly start: string;
-  /** stop_command: run when access closes (none: nothing to close, like knockd's `command`). */
-  readonly stop?: string;
+  readonly commands: DoorCommands;
   /** The shell (default /bin/sh). */
   readonly shell?: string;
 }
 
-/** The placeholders a command line may use. Unknown %WORDS% are left as they are, as knockd does. */
-export const COMMAND_PLACEHOLDERS = ['%IP%', '%PROTO%', '%PORT%', '%ID%', '%DOOR%'] as const;
-
-/** Replaces the placeholders with the opening's validated values. Throws RangeError on a bad opening. */
-export function substituteCommand(template: string, o: Opening): string {
-  assertOpening(o);
-  const values: Record<(typeof COMMAND_PLACEHOLDERS)[number], string> = {
-    '%IP%': o.addr.text,
-    '%PROTO%': o.access.proto,
-    '%PORT%': String(o.access.port),
-    '%ID%': o.id,
-    '%DOOR%': o.door,
+/** The values an opening gives a command line (DOOR only when the name is shell-safe). */
+export function commandValues(o: Opening): Partial<Record<CommandVar, string>> {
+  assertOpening(o, 'any');
+  const values: Partial<Record<CommandVar, string>> = {
+    IP: o.addr.text,
+    PROTO: o.access.proto,
+    PORT: String(o.access.port),
+    ID: o.id,
   };
-  // One pass, so a value can never be substituted again (values hold no '%' anyway).
-  return template.replace(/%(IP|PROTO|PORT|ID|DOOR)%/g, (m) => values[m as keyof typeof values]);
+  if (isSafeCommandValue(o.door)) values.DOOR = o.door;
+  return values;
+}
+
+/** Replaces the %VAR%s of a command line with the opening's validated values. Throws on a bad opening or line. */
+export function substituteCommand(template: string, o: Opening): string {
+  return substitute(template, commandValues(o));
 }
 
 export function commandBackend(options: CommandOptions): Backend {
   const shell = options.shell ?? '/bin/sh';
-  if (options.start.trim() === '') throw new RangeError('command: start command is empty');
-  const run = (template: string, o: Opening): Step => ({ argv: [shell, '-c', substituteCommand(template, o)] });
+  // commandsFor reads only the four command fields: DoorCommands is all it needs.
+  const lines = (o: Opening) => commandsFor(options.commands as Door, o.addr.family);
+  const run = (template: string | undefined, o: Opening): Step[] =>
+    template === undefined || template.trim() === '' ? [] : [{ argv: [shell, '-c', substituteCommand(template, o)] }];
   return {
     name: 'command',
     // knockd's doors have no base rules: the commands are the whole of it.
-    setup(doors) {
-      assertDoorRules(doors);
-      return [];
-    },
-    open: (o) => [run(options.start, o)],
+    setup: () => [],
+    open: (o) => run(lines(assertOpening(o, 'any')).start, o),
     // A command has no timeout to refresh: the daemon moves its close timer.
     extend: (o) => {
-      assertOpening(o);
+      assertOpening(o, 'any');
       return [];
     },
-    close: (o) => {
-      assertOpening(o);
-      return options.stop === undefined || options.stop.trim() === '' ? [] : [run(options.stop, o)];
-    },
-    teardown(doors) {
-      assertDoorRules(doors);
-      return [];
-    },
+    // No stop command (knockd's one-shot `command`, or an empty *_6): nothing to close.
+    close: (o) => run(lines(assertOpening(o, 'any')).stop, o),
+    teardown: () => [],
   };
 }

@@ -29,7 +29,7 @@ export function makeBackend(config: BackendConfig): Backend {
   }
 }
 
-export { commandBackend, COMMAND_PLACEHOLDERS, substituteCommand, type CommandOptions } from './command.js';
+export { commandBackend, commandValues, substituteCommand, type CommandOptions, type DoorCommands } from './command.js';
 export { firewalldBackend, type FirewalldOptions } from './firewalld.js';
 export { iptablesBackend, type IptablesOptions } from './iptables.js';
 export { nftablesBackend, type NftablesOptions } from './nftables.js';

@@ -3,6 +3,7 @@
 import type { Access } from '../../src/net/access.js';
 import { parseAddress, type Address } from '../../src/net/address.js';
 import { checkKeyId } from '../../keys/format.js';
+import { LIMITS } from '../../src/config/types.js';
 
 /** One grant: door `door` lets key `id` reach `access` from `addr` for `timeoutSec`. */
 export interface Opening {
@@ -65,8 +66,8 @@ export interface Backend {
 /** Door names reach argv, comments and %DOOR%: a safe token that cannot pass for an option. */
 export const DOOR_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-/** Longest timeout a backend accepts: fits every tool's counter (u32 milliseconds). */
-export const MAX_TIMEOUT_SEC = 2_147_483;
+/** Longest timeout a backend accepts: the config's own limit (a year; nft, tested, takes it). */
+export const MAX_TIMEOUT_SEC = LIMITS.timeoutSec.max;
 
 export function checkDoorName(door: string): string | undefined {
   if (DOOR_NAME_PATTERN.test(door)) return undefined;
@@ -87,10 +88,14 @@ function checkAddress(addr: Address): string | undefined {
   return undefined;
 }
 
-/** Returns why an opening cannot reach a firewall, or undefined when it can. */
-export function checkOpening(o: Opening): string | undefined {
+/**
+ * Returns why an opening cannot reach a firewall, or undefined when it can. `doorName:
+ * 'any'` is for the command backend, which never places a door name anywhere unless it
+ * is shell-safe (knockd.conf section names are free text).
+ */
+export function checkOpening(o: Opening, doorName: 'token' | 'any' = 'token'): string | undefined {
   return (
-    checkDoorName(o.door) ??
+    (doorName === 'token' ? checkDoorName(o.door) : typeof o.door === 'string' && o.door !== '' ? undefined : 'door name is empty') ??
     checkKeyId(o.id) ??
     checkAddress(o.addr) ??
     checkAccess(o.access) ??
@@ -105,8 +110,8 @@ export function checkDoorRules(d: DoorRules): string | undefined {
 }
 
 /** Backends call this first: a bad value is a caller's bug, never a string to trust. */
-export function assertOpening(o: Opening): Opening {
-  const why = checkOpening(o);
+export function assertOpening(o: Opening, doorName: 'token' | 'any' = 'token'): Opening {
+  const why = checkOpening(o, doorName);
   if (why !== undefined) throw new RangeError(`firewall: ${why}`);
   return o;
 }
