@@ -344,18 +344,21 @@ describe.runIf(enabled)('knockd 0.8 and our state machine, side by side on lo', 
     if (!parsed.ok) throw new Error(parsed.errors.map((e) => e.message).join('\n'));
     await startKnockd(conf);
 
+    // Rounds of knocks; the file is read after each. Y's attempt spans X's use of the first
+    // sequence: Y keeps its stage 1 and completes with the second port of the NEW sequence.
     const rounds = [
-      ['27001', '27002'], // opens, line 2 used
-      ['27001', '27002'], // used: nothing
-      ['27011:udp', '27012'], // opens, line 3 used
-      ['27021', '27022'], // opens, line 4 used; no sequence left
+      [`${Y} 27001`], // Y: stage 1 of 27001,27002
+      [`${X} 27001`, `${X} 27002`], // X opens; line 2 used; the door is now 27011:udp,27012
+      [`${X} 27001`, `${X} 27002`], // used: in no sequence any more, nothing
+      [`${Y} 27012`], // Y (stage 1) completes with the new sequence's second port: opens; line 3 used
+      [`${X} 27021`, `${X} 27022`], // opens; line 4 used; no sequence left
     ];
     const fed: [number, KnockHit][] = [];
     const files: string[] = [];
-    for (const ports of rounds) {
-      for (const p of ports) {
+    for (const specs of rounds) {
+      for (const spec of specs) {
         await sleep(30);
-        const h = hit(`${X} ${p}`);
+        const h = hit(spec);
         fed.push([Date.now(), h]);
         inject.send(frameOf(h));
       }
@@ -363,30 +366,36 @@ describe.runIf(enabled)('knockd 0.8 and our state machine, side by side on lo', 
       files.push(readFileSync(seqFile, 'utf8'));
     }
     await stopKnockd();
-    expect(opened(out)).toEqual([`otp@${X}`, `otp@${X}`, `otp@${X}`]);
+    expect(opened(out)).toEqual([`otp@${X}`, `otp@${X}`, `otp@${Y}`]);
 
     // Ours: the machine with the file's sequences, and planOneTimeUse on the file text.
     const d = parsed.config.doors[0];
     if (!d || d.kind !== 'sequence') throw new Error('door');
-    let state = createKnockState([knockDoorOf(d, parseOneTimeFile(original).entries.map((e) => e.sequence))], { knockdListBug: true, localAddresses: LOCAL });
-    let text = original;
-    const ourFiles: string[] = [];
-    let opens = 0;
-    fed.forEach(([t, h], i) => {
-      const r = step(state, h, t);
-      state = r.state;
-      for (const e of r.effects) {
-        if (e.kind === 'sequence-open') opens++;
-        if (e.kind === 'one-time-advance') {
-          const plan = planOneTimeUse(text, e.used);
-          if (!plan.ok) throw new Error('not found');
-          text = plan.text;
+    for (const bug of [true, false]) {
+      let state = createKnockState([knockDoorOf(d, parseOneTimeFile(original).entries.map((e) => e.sequence))], { knockdListBug: bug, localAddresses: LOCAL });
+      let text = original;
+      const ourFiles: string[] = [];
+      const opens: string[] = [];
+      let i = 0;
+      for (const specs of rounds) {
+        for (const _ of specs) {
+          const [t, h] = fed[i++] ?? [0, hit(`${X} 1`)];
+          const r = step(state, h, t);
+          state = r.state;
+          for (const e of r.effects) {
+            if (e.kind === 'sequence-open') opens.push(`otp@${e.src.text}`);
+            if (e.kind === 'one-time-advance') {
+              const plan = planOneTimeUse(text, e.used);
+              if (!plan.ok) throw new Error('not found');
+              text = plan.text;
+            }
+          }
         }
+        ourFiles.push(text);
       }
-      if (i % 2 === 1) ourFiles.push(text);
-    });
-    expect(opens).toBe(3);
-    expect(ourFiles).toEqual(files);
-    expect(files[3]).toBe('# one-time sequences\n#27001,27002\n#27011:udp,27012\n#7021,27022\n');
+      expect(opens.sort()).toEqual(opened(out));
+      expect(ourFiles).toEqual(files);
+    }
+    expect(files[4]).toBe('# one-time sequences\n#27001,27002\n#27011:udp,27012\n#7021,27022\n');
   });
 });
