@@ -1,0 +1,266 @@
+// The cap (libpcap) wrapper: opens a capture, decodes each frame synchronously and hands out
+// frames whose bytes are copies. Shell. It owns the Buffer cap writes into (DESIGN.md, "cap and its
+// buffer") and keeps a packet flood from starving the event loop (see Capture.onPacket).
+import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
+import { SystemError } from '../src/errors.js';
+import {
+  decodeFrame,
+  isFrameReject,
+  linkTypeFromCap,
+  type Frame,
+  type FrameRejectReason,
+  type LinkType,
+} from './core/frame.js';
+
+/** 64 MiB: measured here, a 10 MB buffer lost 10-25% of a 25k/s flood in the kernel, 64 MB none. */
+export const DEFAULT_KERNEL_BUFFER_BYTES = 64 * 1024 * 1024;
+/** cap asks libpcap for a 65535-byte snaplen; a frame buffer this size never truncates. */
+export const DEFAULT_FRAME_BUFFER_BYTES = 65535;
+/** Longest the capture may hold the event loop before it yields (see onPacket). */
+export const DEFAULT_MAX_BURST_MS = 50;
+
+export type CaptureRejectReason = FrameRejectReason | 'capture.truncated';
+
+export interface CaptureOptions {
+  /** Interface name as libpcap knows it (`lo`, `eth0`, `any`). */
+  readonly iface: string;
+  /** libpcap filter expression (server/bpf.ts builds it). */
+  readonly filter: string;
+  readonly kernelBufferBytes?: number;
+  readonly frameBufferBytes?: number;
+  /** Infinity turns the breaker off (cap then drains the ring however long that takes). */
+  readonly maxBurstMs?: number;
+}
+
+export interface CaptureStats {
+  /** Frames cap handed to us. Kernel drops are not known: cap 0.2.1 does not expose pcap_stats. */
+  readonly received: number;
+  /** Frames decoded and passed to the frame handler. */
+  readonly frames: number;
+  /** Frames refused, truncated ones included (by reason in rejectedBy). */
+  readonly rejected: number;
+  readonly rejectedBy: Readonly<Partial<Record<CaptureRejectReason, number>>>;
+  /** Times the capture closed and reopened its handle to let the event loop run. */
+  readonly pauses: number;
+}
+
+// cap 0.2.1 ships no types; this is the part of its API we use (lib/Cap.js, src/binding.cc).
+interface CapHandle {
+  open(device: string, filter: string, kernelBufferBytes: number, buffer: Buffer): string;
+  close(): boolean;
+  on(event: 'packet', listener: (nbytes: number, truncated: boolean) => void): unknown;
+}
+interface CapModule {
+  Cap: { new (): CapHandle; deviceList(): { name: string }[] };
+}
+const { Cap } = createRequire(import.meta.url)('cap') as CapModule;
+
+// A cap handle whose open() threw after pcap_create has a never-initialised uv_poll_t; when V8
+// collects it, its destructor calls uv_poll_stop on that garbage (seen here: SIGSEGV or an
+// assertion abort at the next gc()). Such handles, and the Buffer they point at, are kept here
+// for the life of the process. Only failed opens land here, so it grows only on errors.
+const failedHandles: { handle: CapHandle; buffer: Buffer }[] = [];
+
+type FrameHandler = (frame: Frame) => void;
+type RejectHandler = (reason: CaptureRejectReason) => void;
+type ErrorHandler = (err: SystemError) => void;
+
+export class Capture {
+  // The Buffer cap copies every frame into. cap keeps only a raw pointer to it; this field (and
+  // the packet listener's closure) keep it reachable for as long as any handle may write to it:
+  // the whole life of the Capture, never reassigned, never released.
+  private readonly buffer: Buffer;
+  private readonly view: Uint8Array;
+  private handle: CapHandle | undefined;
+  private options: Required<CaptureOptions> | undefined;
+  private linkType: LinkType = 'ETHERNET';
+  private closed = false;
+  private frameHandler: FrameHandler = () => {};
+  private rejectHandler: RejectHandler = () => {};
+  private errorHandler: ErrorHandler | undefined;
+  private received = 0;
+  private frames = 0;
+  private rejected = 0;
+  private readonly rejectedBy: Partial<Record<CaptureRejectReason, number>> = {};
+  private pauses = 0;
+  /** performance.now() of the first frame since the event loop last turned; -1 between bursts. */
+  private burstStartMs = -1;
+  private readonly endBurst = (): void => {
+    this.burstStartMs = -1;
+  };
+
+  constructor(frameBufferBytes: number = DEFAULT_FRAME_BUFFER_BYTES) {
+    if (!Number.isInteger(frameBufferBytes) || frameBufferBytes < 64) {
+      throw new RangeError(`frameBufferBytes: expected an integer >= 64, got ${String(frameBufferBytes)}`);
+    }
+    this.buffer = Buffer.alloc(frameBufferBytes);
+    // A plain Uint8Array over the same bytes: subarray/slice then behave as Uint8Array's
+    // (Buffer#slice is a view, not a copy).
+    this.view = new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, this.buffer.length);
+  }
+
+  /** Called synchronously for each frame; the frame's bytes are the handler's to keep. */
+  onFrame(handler: FrameHandler): void {
+    this.frameHandler = handler;
+  }
+
+  /** Called for each refused frame with its reason (count them; do not log each one). */
+  onReject(handler: RejectHandler): void {
+    this.rejectHandler = handler;
+  }
+
+  /**
+   * Called if reopening after a pause fails (the interface went away, say); the capture is then
+   * closed. Without a handler the error is thrown from a setImmediate callback.
+   */
+  onError(handler: ErrorHandler): void {
+    this.errorHandler = handler;
+  }
+
+  /** Opens the capture; throws SystemError('capture') if libpcap refuses. Returns the link type. */
+  open(options: CaptureOptions): LinkType {
+    if (this.options !== undefined) throw new Error('Capture.open called twice');
+    if (this.closed) throw new Error('Capture.open after close');
+    this.options = {
+      iface: options.iface,
+      filter: options.filter,
+      kernelBufferBytes: options.kernelBufferBytes ?? DEFAULT_KERNEL_BUFFER_BYTES,
+      frameBufferBytes: this.buffer.length,
+      maxBurstMs: options.maxBurstMs ?? DEFAULT_MAX_BURST_MS,
+    };
+    if (!Number.isInteger(this.options.kernelBufferBytes) || this.options.kernelBufferBytes <= 0) {
+      throw new RangeError(`kernelBufferBytes: expected a positive integer, got ${String(options.kernelBufferBytes)}`);
+    }
+    // Refuse an unknown interface before cap touches it: a failed open leaks a pcap handle.
+    const names = Cap.deviceList().map((d) => d.name);
+    if (!names.includes(options.iface)) {
+      throw new SystemError('capture', `${options.iface}: no such capture device (known: ${names.join(', ')})`);
+    }
+    this.linkType = this.openHandle();
+    return this.linkType;
+  }
+
+  stats(): CaptureStats {
+    return {
+      received: this.received,
+      frames: this.frames,
+      rejected: this.rejected,
+      rejectedBy: { ...this.rejectedBy },
+      pauses: this.pauses,
+    };
+  }
+
+  /** Stops capturing. Safe to call more than once, and from inside a frame handler. */
+  close(): void {
+    this.closed = true;
+    const h = this.handle;
+    this.handle = undefined;
+    // Called from a packet listener, cap stops after this frame and pcap_close()s on the way out.
+    h?.close();
+  }
+
+  private openHandle(): LinkType {
+    const o = this.options!;
+    const handle = new Cap();
+    const buffer = this.buffer;
+    // The listener's closure holds `view`, a view of the same ArrayBuffer: an open handle (cap
+    // Ref()s itself while open) keeps its listener, and so the memory cap writes to, alive even
+    // if nothing else referred to this Capture.
+    const view = this.view;
+    handle.on('packet', (nbytes: number, truncated: boolean) => {
+      this.onPacket(handle, view, nbytes, truncated);
+    });
+    let name: string;
+    try {
+      name = handle.open(o.iface, o.filter, o.kernelBufferBytes, buffer);
+    } catch (err) {
+      failedHandles.push({ handle, buffer });
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new SystemError('capture', `${o.iface}: cannot capture: ${msg}`, { cause: err });
+    }
+    const linkType = linkTypeFromCap(name);
+    if (linkType === undefined) {
+      handle.close();
+      throw new SystemError('capture', `${o.iface}: link type ${name} is not supported`);
+    }
+    this.handle = handle;
+    return linkType;
+  }
+
+  /**
+   * One frame, already copied by cap into this.buffer[0, nbytes).
+   *
+   * Starvation: cap's poll callback calls pcap_dispatch(1) in a loop until the ring is empty, and
+   * it is the only way back to the event loop. Under a flood faster than we handle frames the ring
+   * never empties and timers (the ones that close firewall rules) would never run. So we note
+   * when a burst starts (the first frame since the loop last reached its check phase, which a
+   * setImmediate marks) and once a burst has lasted maxBurstMs we close the handle: cap leaves
+   * its loop after this frame, the loop runs timers, and a setImmediate opens a fresh handle.
+   * (A closed cap handle cannot be reopened: binding.cc never clears its `closing` flag.)
+   * The cost: frames queued in the old ring and those arriving during the reopen (~50 ms with a
+   * 64 MiB ring, measured here) are lost — during a flood we cannot keep up with anyway.
+   */
+  private onPacket(handle: CapHandle, view: Uint8Array, nbytes: number, truncated: boolean): void {
+    if (handle !== this.handle) return; // a frame cap delivers while closing: not ours any more
+    this.received++;
+    const t = performance.now();
+    if (this.burstStartMs < 0) {
+      this.burstStartMs = t;
+      setImmediate(this.endBurst);
+    } else if (t - this.burstStartMs > this.options!.maxBurstMs) {
+      this.pause();
+    }
+    if (truncated) {
+      this.reject('capture.truncated');
+      return;
+    }
+    const r = decodeFrame(this.linkType, view, nbytes);
+    if (isFrameReject(r)) {
+      this.reject(r.reject);
+      return;
+    }
+    this.frames++;
+    // Copy out: cap overwrites this.buffer with the next frame. Addresses are copies already.
+    this.frameHandler({
+      src: r.src,
+      dst: r.dst,
+      proto: r.proto,
+      srcPort: r.srcPort,
+      dstPort: r.dstPort,
+      tcpFlags: r.tcpFlags,
+      payload: r.payload.slice(),
+    });
+  }
+
+  private reject(reason: CaptureRejectReason): void {
+    this.rejected++;
+    this.rejectedBy[reason] = (this.rejectedBy[reason] ?? 0) + 1;
+    this.rejectHandler(reason);
+  }
+
+  private pause(): void {
+    const h = this.handle;
+    if (h === undefined) return;
+    this.handle = undefined;
+    this.pauses++;
+    h.close();
+    setImmediate(() => this.reopen());
+  }
+
+  private reopen(): void {
+    if (this.closed || this.handle !== undefined) return;
+    try {
+      const linkType = this.openHandle();
+      if (linkType !== this.linkType) {
+        this.close();
+        throw new SystemError('capture', `${this.options!.iface}: link type changed to ${linkType} on reopen`);
+      }
+    } catch (err) {
+      this.closed = true;
+      const e = err instanceof SystemError ? err : new SystemError('capture', String(err), { cause: err });
+      if (this.errorHandler === undefined) throw e;
+      this.errorHandler(e);
+    }
+  }
+}
