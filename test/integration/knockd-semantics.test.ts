@@ -243,6 +243,12 @@ const SCENARIOS: Scenario[] = [
     oursByDefault: [`A@${X}`, `A@${Y}`, 'A@::1'],
   },
   {
+    name: 'a stream of unrelated SYNs from another address does not break a knock in progress',
+    conf: ONE,
+    send: [`${X} 17000`, ...Array.from({ length: 300 }, (_, i): [number, string] => [1, `${Y} ${30000 + i}`]), `${X} 18000`, `${X} 19000`],
+    opens: [`A@${X}`],
+  },
+  {
     name: 'knockd 0.8 list bug: the oldest attempt ending loses all others',
     conf: ONE,
     send: [`${X} 17000`, `${Y} 17000`, `${Y} 18000`, `${X} 19000`, `${Y} 19000`],
