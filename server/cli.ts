@@ -1,8 +1,14 @@
 // spa-server's command line: main(argv, io) -> exit code. Shell.
 import { Command } from 'commander';
 import { VERSION_TEXT } from '../src/version.js';
+import { SystemError, UserError } from '../src/errors.js';
+import { parseAddressOrThrow } from '../src/net/address.js';
 import { writeServerKey } from '../keys/keygen-command.js';
 import { runProgram } from '../client/cli.js';
+import { formatProblem, loadRuntime } from './runtime.js';
+import { askDaemon, type GrantView } from './control.js';
+import { closeFromJournal, statusFromJournal } from './offline.js';
+import { runDaemon } from './run.js';
 
 export interface ServerIo {
   stdout(s: string): void;
@@ -36,8 +42,112 @@ Prints the server public key (also in DIR/server.pub); give it to clients
       io.stdout(`${w.publicLine}\n`);
       io.stderr(`spa-server: wrote ${w.secretFile} (secret, mode 0600) and ${w.publicFile}\n`);
     });
+  program
+    .command('run')
+    .description('run the server in the foreground (as systemd and containers expect)')
+    .requiredOption('-c, --config <file>', 'the configuration file (knockd.conf format, see spa.conf(5))')
+    .option('-i, --interface <name>', 'capture on this interface instead of [options] Interface')
+    .option('--udp', 'bind a UDP socket on SPAPort instead of capturing with libpcap (no root needed; no sequence doors)')
+    .option('--pretty', 'human-readable log lines instead of JSON (the default when stdout is a terminal)')
+    .option('--debug', 'also log every knock stage and sequence attempt')
+    .addHelpText('after', RUN_HELP)
+    .action(async (o: { config: string; interface?: string; udp?: boolean; pretty?: boolean; debug?: boolean }) => {
+      await runDaemon({ configFile: o.config, iface: o.interface, udp: Boolean(o.udp), pretty: Boolean(o.pretty) || process.stdout.isTTY === true, debug: Boolean(o.debug) });
+    });
+
+  program
+    .command('check')
+    .description('validate the configuration, keys and files; print each problem as FILE:LINE: message')
+    .requiredOption('-c, --config <file>', 'the configuration file')
+    .action((o: { config: string }) => {
+      const { runtime, problems } = loadRuntime(o.config, { checkTools: true, env: io.env });
+      for (const p of problems) io.stderr(`spa-server: ${formatProblem(p)}\n`);
+      if (!runtime) {
+        throw new UserError('config', `${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
+      }
+      const c = runtime.config;
+      io.stdout(`${o.config}: OK: ${c.doors.length} door${c.doors.length === 1 ? '' : 's'} (${c.doors.map((d) => `${d.name}: ${d.kind}`).join(', ')}), ${runtime.clients.length} authorized key${runtime.clients.length === 1 ? '' : 's'}\n`);
+    });
+
+  program
+    .command('status')
+    .description('list open rules: door, key id, address, access, expiry (from the daemon, or the journal if none runs)')
+    .requiredOption('-c, --config <file>', 'the configuration file (for StateDir)')
+    .option('--json', 'one JSON object per line')
+    .action(async (o: { config: string; json?: boolean }) => {
+      const stateDir = stateDirOf(o.config);
+      const reply = await askDaemon(stateDir, { cmd: 'status' });
+      if (reply && !reply.ok) throw new SystemError('net', `daemon: ${reply.error}`);
+      const grants = reply?.ok ? reply.grants : statusFromJournal(stateDir);
+      if (!reply) io.stderr('spa-server: no daemon running; showing the journal\n');
+      printGrants(io, grants, Boolean(o.json));
+    });
+
+  program
+    .command('close')
+    .description('close open rules now: all of ADDRESS, or --all')
+    .argument('[address]', 'the allowed address whose rules to close')
+    .requiredOption('-c, --config <file>', 'the configuration file')
+    .option('--all', 'close every open rule')
+    .action(async (address: string | undefined, o: { config: string; all?: boolean }) => {
+      if (!address && !o.all) throw new UserError('usage', 'close: give an ADDRESS or --all');
+      if (address && o.all) throw new UserError('usage', 'close: give an ADDRESS or --all, not both');
+      const addr = address ? parseAddressOrThrow(address, 'close').text : undefined;
+      const { runtime, problems } = loadRuntime(o.config);
+      if (!runtime) throw new UserError('config', problems.map(formatProblem).join('\n'));
+      const reply = await askDaemon(runtime.config.options.stateDir, addr ? { cmd: 'close', addr } : { cmd: 'close', all: true });
+      if (reply && !reply.ok) throw new SystemError('net', `daemon: ${reply.error}`);
+      if (reply?.ok) {
+        io.stdout(`closed ${reply.grants.length} rule${reply.grants.length === 1 ? '' : 's'}\n`);
+        return;
+      }
+      const r = await closeFromJournal(runtime, addr);
+      io.stdout(`closed ${r.closed.length} rule${r.closed.length === 1 ? '' : 's'} (no daemon running; from the journal)\n`);
+      for (const f of r.failed) io.stderr(`spa-server: close ${f.grant.door} ${f.grant.addr} ${f.grant.access ?? ''}: ${f.error}\n`);
+      if (r.failed.length > 0) throw new SystemError('command', `${r.failed.length} rule${r.failed.length === 1 ? '' : 's'} could not be closed`);
+    });
   return program;
 }
+
+function stateDirOf(configFile: string): string {
+  const { runtime, problems } = loadRuntime(configFile);
+  if (!runtime) throw new UserError('config', problems.map(formatProblem).join('\n'));
+  return runtime.config.options.stateDir;
+}
+
+function printGrants(io: ServerIo, grants: readonly GrantView[], json: boolean): void {
+  if (json) {
+    for (const g of grants) io.stdout(`${JSON.stringify(g)}\n`);
+    return;
+  }
+  if (grants.length === 0) {
+    io.stdout('no open rules\n');
+    return;
+  }
+  const rows = [['DOOR', 'ID', 'ADDRESS', 'ACCESS', 'EXPIRES'], ...grants.map((g) => [g.door, g.id, g.addr, g.access ?? '-', g.expires])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) io.stdout(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+}
+
+const RUN_HELP = `
+Captures the SPA port (and sequence doors' ports) with libpcap on the configured
+interface: nothing binds or answers there. Each datagram is verified (cheapest
+checks first), matched to a door, and the door's firewall rule or start_command
+runs for the knocker's address; the rule closes after cmd_timeout.
+
+Signals:
+  SIGTERM, SIGINT  close open rules (unless CloseOnExit = no) and exit 0
+  SIGHUP           reload the configuration and keys; keeps the replay guard and open rules
+
+Files:
+  StateDir/replay.log        accepted nonces (single use, survives kill -9)
+  StateDir/openings.journal  open rules, closed at start if they expired while down
+  StateDir/control.sock      for spa-server status and close
+
+Exit status:
+  0 stopped by a signal; 1 the system failed (capture, state directory);
+  2 a configuration or key problem (each printed as FILE:LINE: message)
+`;
 
 export async function main(argv: readonly string[], io: ServerIo): Promise<number> {
   return runProgram(buildProgram(io), argv, io, 'spa-server');

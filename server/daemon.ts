@@ -1,0 +1,366 @@
+// The running server: packets in, decisions out, effects carried out in order
+// (persist replay -> journal -> open -> schedule close), one log line per decision. Shell.
+import { mkdirSync } from 'node:fs';
+import { UserError } from '../src/errors.js';
+import { commandsFor } from '../src/config/commands.js';
+import { accessText } from '../src/net/access.js';
+import { DATAGRAM_BYTES, VERSION } from '../src/protocol/constants.js';
+import { verifyDatagram, type VerifyContext } from '../src/protocol/datagram.js';
+import { ReplayGuard } from '../src/protocol/replay.js';
+import { DEFAULT_REPLAY_CAPACITY } from '../src/protocol/constants.js';
+import { TagTable } from '../src/protocol/tag.js';
+import type { Frame } from './core/frame.js';
+import { chooseDoor } from './core/policy.js';
+import { GrantTable, SEQUENCE_ID, grantKey, openingOf, type Grant } from './core/grants.js';
+import { RateLimiter } from './core/rate-limit.js';
+import { type Backend, type Step } from './firewall/index.js';
+import { applyAll } from './firewall/run.js';
+import type { Logger } from './log.js';
+import { formatProblem, loadRuntime, type Runtime } from './runtime.js';
+import { Journal, ReplayStore, readJournal } from './state.js';
+import type { PacketSource } from './udp-source.js';
+import { openUdpSource } from './udp-source.js';
+import { SequenceEngine } from './sequences.js';
+import { openPcapSource } from './pcap-source.js';
+import { serveControl, viewOf, type GrantView } from './control.js';
+import type { Server } from 'node:net';
+
+export interface DaemonOptions {
+  readonly configFile: string;
+  /** Use a bound UDP socket instead of libpcap (--udp). */
+  readonly udp?: boolean;
+  /** Overrides [options] Interface. */
+  readonly iface?: string;
+  readonly log: Logger;
+  readonly nowMs?: () => number;
+}
+
+const SECOND = 1000;
+
+export class Daemon {
+  private runtime!: Runtime;
+  private readonly nowMs: () => number;
+  private readonly log: Logger;
+  private tags!: TagTable;
+  private replay!: ReplayGuard;
+  private replayStore!: ReplayStore;
+  private journal!: Journal;
+  private readonly grants = new GrantTable();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Per-grant chains, so an open, an extend and a close of one rule never overlap. */
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly rejectLog = new RateLimiter(20, 2);
+  private source: PacketSource | undefined;
+  private sequences: SequenceEngine | undefined;
+  private intervals: NodeJS.Timeout[] = [];
+  private lastPauses = 0;
+  private stopping = false;
+  private control: Server | undefined;
+  readonly counters = { accepted: 0, rejected: 0 };
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.nowMs = opts.nowMs ?? Date.now;
+    this.log = opts.log;
+  }
+
+  private load(): Runtime {
+    const { runtime, problems } = loadRuntime(this.opts.configFile);
+    if (!runtime) throw new UserError('config', problems.map(formatProblem).join('\n'));
+    return runtime;
+  }
+
+  get config(): Runtime['config'] {
+    return this.runtime.config;
+  }
+
+  async start(): Promise<void> {
+    this.runtime = this.load();
+    const o = this.runtime.config.options;
+    const nowMs = this.nowMs();
+    const nowSec = Math.floor(nowMs / SECOND);
+    try {
+      mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new UserError('config', `StateDir: cannot create ${o.stateDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    this.tags = new TagTable(o.windowSec);
+    this.tags.setClients(this.runtime.clients, nowSec);
+    this.replay = new ReplayGuard(o.windowSec, DEFAULT_REPLAY_CAPACITY);
+    this.replayStore = new ReplayStore(o.stateDir);
+    this.replayStore.load(this.replay, nowSec);
+    await this.recoverJournal(nowMs);
+    await this.setupBackends();
+    this.sequences = await SequenceEngine.create(this.runtime.config, this.log, (door, addr) => this.grantSequence(door, addr));
+
+    const onFrame = (f: Frame): void => this.handleFrame(f);
+    if (this.opts.udp || o.udpSocket) {
+      this.source = await openUdpSource(o.spaPort, onFrame);
+    } else {
+      this.source = openPcapSource({
+        iface: this.opts.iface ?? o.interface ?? 'eth0',
+        spaPort: o.spaPort,
+        datagramBytes: DATAGRAM_BYTES,
+        version: VERSION,
+        tcpPorts: this.sequences.ports('tcp'),
+        udpPorts: this.sequences.ports('udp'),
+        bufferBytes: o.pcapBufferMb * 1024 * 1024,
+        onFrame,
+        onError: (e) => {
+          this.log.error({ error: e.message }, 'capture failed; stopping');
+          process.kill(process.pid, 'SIGTERM');
+        },
+      });
+    }
+    this.control = serveControl(o.stateDir, {
+      status: () => this.grants.list().map(viewOf),
+      close: (addr) => this.closeMatching(addr),
+    });
+    this.intervals.push(
+      setInterval(() => this.tick(), 5 * SECOND),
+      setInterval(() => this.reportSuppressed(), 10 * SECOND),
+    );
+    this.log.info(
+      {
+        config: this.opts.configFile,
+        capture: this.opts.udp || o.udpSocket ? 'udp-socket' : 'pcap',
+        iface: this.opts.udp || o.udpSocket ? undefined : (this.opts.iface ?? o.interface ?? 'eth0'),
+        spaPort: o.spaPort,
+        doors: this.runtime.config.doors.map((d) => d.name),
+        keys: this.runtime.clients.length,
+        reopened: this.grants.size,
+      },
+      'started',
+    );
+  }
+
+  /** Journal entries left by a previous run: close those past their time, re-arm the rest. */
+  private async recoverJournal(nowMs: number): Promise<void> {
+    const left = readJournal(this.runtime.config.options.stateDir);
+    this.journal = new Journal(this.runtime.config.options.stateDir);
+    this.journal.compact(left);
+    for (const g of left) {
+      this.grants.set(g);
+      if (g.untilMs <= nowMs) {
+        this.log.info({ door: g.door, id: g.id, addr: g.addr.text, access: g.access ? accessText(g.access) : undefined }, 'closing rule that expired while down');
+        await this.close(grantKey(g));
+      } else {
+        this.armClose(g);
+      }
+    }
+  }
+
+  private async setupBackends(): Promise<void> {
+    const seen = new Set<Backend>();
+    for (const door of this.runtime.config.doors) {
+      const b = this.runtime.backends.get(door.name);
+      if (door.kind !== 'spa' || !b || seen.has(b)) continue;
+      seen.add(b);
+      const doors = this.runtime.config.doors.flatMap((d) => (d.kind === 'spa' && this.runtime.backends.get(d.name) === b ? [{ door: d.name, protect: d.protect, access: d.access }] : []));
+      const r = await applyAll(b.setup(doors));
+      if (!r.ok) this.log.error({ backend: b.name, error: r.message }, 'firewall setup failed');
+    }
+  }
+
+  private backendFor(g: Grant): Backend | undefined {
+    return this.runtime.backends.get(g.door);
+  }
+
+  /** The per-packet entry point. Synchronous: decides and queues effects; never throws. */
+  handleFrame(f: Frame): void {
+    try {
+      if (f.proto === 'udp' && f.dstPort === this.runtime.config.options.spaPort) this.handleSpa(f);
+      else this.sequences?.hit(f, this.nowMs());
+    } catch (e) {
+      this.log.error({ err: e }, 'packet handling failed');
+    }
+  }
+
+  private handleSpa(f: Frame): void {
+    const nowMs = this.nowMs();
+    const nowSec = Math.floor(nowMs / SECOND);
+    if (!this.runtime.server) return this.reject('tag.unknown', f, undefined, nowMs);
+    const ctx: VerifyContext = { server: this.runtime.server, tags: this.tags, replay: this.replay, windowSec: this.runtime.config.options.windowSec };
+    const v = verifyDatagram(ctx, f.payload, nowSec);
+    if (!v.ok) return this.reject(v.reason, f, v.id, nowMs);
+    const p = chooseDoor(this.runtime.spaDoors, v.client.id, v.access, v.allow, f.src);
+    if (!p.ok) return this.reject(p.reason, f, v.client.id, nowMs);
+    // PROTOCOL.md §5.3: durable before any action; if the disk refuses, nothing opens.
+    try {
+      this.replayStore.record(v.nonceKey, v.timeSec);
+    } catch (e) {
+      this.log.error({ error: (e as Error).message, id: v.client.id, src: f.src.text }, 'replay guard not persisted; knock refused');
+      return;
+    }
+    this.replay.add(v.nonceKey, v.timeSec);
+    const door = this.runtime.config.doors.find((d) => d.name === p.door.name);
+    const untilMs = nowMs + (door?.cmdTimeoutSec ?? 10) * SECOND;
+    this.counters.accepted++;
+    for (const eff of this.grants.plan(p.door.name, v.client.id, v.allow, v.access, untilMs)) this.grant(eff.grant, eff.kind);
+    this.log.info(
+      { door: p.door.name, id: v.client.id, src: f.src.text, allow: v.allow.text, access: v.access.map(accessText), until: new Date(untilMs).toISOString() },
+      'accepted',
+    );
+  }
+
+  private reject(reason: string, f: Frame, id: string | undefined, nowMs: number): void {
+    this.counters.rejected++;
+    if (this.rejectLog.take(reason, nowMs)) this.log.info({ reason, src: f.src.text, id }, 'rejected');
+  }
+
+  private reportSuppressed(): void {
+    const s = this.rejectLog.drainSuppressed();
+    if (Object.keys(s).length > 0) this.log.info({ suppressed: s }, 'rejections not logged');
+  }
+
+  /** Journals, records and queues one open or extend; the close timer is armed at once. */
+  private grant(g: Grant, kind: 'open' | 'extend'): void {
+    const key = grantKey(g);
+    try {
+      this.journal.opened(g);
+    } catch (e) {
+      this.log.error({ error: (e as Error).message, door: g.door, addr: g.addr.text }, 'journal not written; not opening');
+      return;
+    }
+    this.grants.set(g);
+    this.armClose(g);
+    const backend = this.backendFor(g);
+    if (!backend || !g.access) return;
+    const opening = openingOf(g, this.nowMs());
+    const steps: Step[] = kind === 'open' ? backend.open(opening) : backend.extend(opening);
+    this.chain(key, async () => {
+      const r = await applyAll(steps);
+      if (r.ok) return;
+      this.log.error({ door: g.door, id: g.id, addr: g.addr.text, access: accessText(g.access!), error: r.message }, kind === 'open' ? 'open failed' : 'extend failed');
+      if (kind === 'open') {
+        // Nothing was opened: the journal must not claim it.
+        clearTimeout(this.timers.get(key));
+        this.timers.delete(key);
+        this.grants.delete(key);
+        this.journal.closed(g);
+      }
+    });
+  }
+
+  /** A sequence door's start command ran for addr (knockd: every completed knock). */
+  private grantSequence(door: string, addr: Grant['addr']): Promise<boolean> {
+    const d = this.runtime.config.doors.find((x) => x.name === door);
+    const b = this.runtime.backends.get(door);
+    if (!d || !b) return Promise.resolve(false);
+    const g: Grant = { door, id: SEQUENCE_ID, addr, access: undefined, untilMs: this.nowMs() + d.cmdTimeoutSec * SECOND };
+    const key = grantKey(g);
+    if (commandsFor(d, addr.family).stop !== undefined) {
+      try {
+        this.journal.opened(g);
+      } catch (e) {
+        this.log.error({ error: (e as Error).message, door }, 'journal not written; not opening');
+        return Promise.resolve(false);
+      }
+      this.grants.set(g);
+      this.armClose(g);
+    }
+    return new Promise((resolve) => {
+      this.chain(key, async () => {
+        const r = await applyAll(b.open(openingOf(g, this.nowMs())));
+        if (!r.ok) this.log.error({ door, addr: addr.text, error: r.message }, 'open failed');
+        resolve(r.ok);
+      });
+    });
+  }
+
+  private armClose(g: Grant): void {
+    const key = grantKey(g);
+    clearTimeout(this.timers.get(key));
+    const t = setTimeout(() => void this.close(key), Math.max(0, g.untilMs - this.nowMs()));
+    this.timers.set(key, t);
+  }
+
+  /** Closes one grant now: stop command / rule removal, then the journal. */
+  close(key: string): Promise<void> {
+    clearTimeout(this.timers.get(key));
+    this.timers.delete(key);
+    const g = this.grants.delete(key);
+    if (!g) return Promise.resolve();
+    const b = this.backendFor(g);
+    return this.chain(key, async () => {
+      const steps = b ? b.close(openingOf(g, this.nowMs())) : [];
+      const r = await applyAll(steps);
+      const fields = { door: g.door, id: g.id, addr: g.addr.text, access: g.access ? accessText(g.access) : undefined };
+      if (!r.ok) {
+        // The rule may still be there: the journal keeps it, so `spa-server close` or the next start retries.
+        this.log.error({ ...fields, error: r.message }, 'close failed');
+        return;
+      }
+      this.journal.closed(g);
+      this.log.info(fields, 'closed');
+    });
+  }
+
+  private chain(key: string, job: () => Promise<void>): Promise<void> {
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const next = prev.then(job).catch((e: unknown) => this.log.error({ err: e }, 'effect failed'));
+    this.chains.set(key, next);
+    void next.then(() => {
+      if (this.chains.get(key) === next) this.chains.delete(key);
+    });
+    return next;
+  }
+
+  private tick(): void {
+    const nowMs = this.nowMs();
+    const nowSec = Math.floor(nowMs / SECOND);
+    this.tags.refresh(nowSec);
+    this.replay.sweep(nowSec);
+    try {
+      this.replayStore.maybeCompact(this.replay);
+    } catch (e) {
+      this.log.warn({ error: (e as Error).message }, 'replay log compaction failed');
+    }
+    this.sequences?.expire(nowMs);
+    const s = this.source?.stats();
+    if (s && s.pauses > this.lastPauses) {
+      this.log.warn({ received: s.received, frames: s.frames, rejected: s.rejected, pauses: s.pauses }, 'capture overloaded: yielded to timers, frames in the ring were lost');
+      this.lastPauses = s.pauses;
+    }
+  }
+
+  /** SIGHUP: new config and keys; the replay guard and open rules stay. */
+  reload(): void {
+    let next: Runtime;
+    try {
+      next = this.load();
+    } catch (e) {
+      this.log.error({ error: (e as Error).message }, 'reload failed; keeping the running configuration');
+      return;
+    }
+    this.runtime = next;
+    this.tags.setClients(next.clients, Math.floor(this.nowMs() / SECOND));
+    void this.sequences?.reconfigure(next.config).catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'sequence reload failed'));
+    this.log.info({ doors: next.config.doors.map((d) => d.name), keys: next.clients.length }, 'reloaded');
+  }
+
+  /** `spa-server close`: every grant for addr (canonical text), or all. */
+  async closeMatching(addr: string | undefined): Promise<GrantView[]> {
+    const hit = this.grants.list().filter((g) => addr === undefined || g.addr.text === addr);
+    await Promise.all(hit.map((g) => this.close(grantKey(g))));
+    return hit.map(viewOf);
+  }
+
+  /** SIGTERM: stop capturing; close every rule unless CloseOnExit = no; wait for commands. */
+  async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.source?.close();
+    this.control?.close();
+    for (const i of this.intervals) clearInterval(i);
+    const closeAll = this.runtime.config.options.closeOnExit;
+    if (closeAll) {
+      await Promise.all(this.grants.list().map((g) => this.close(grantKey(g))));
+    } else {
+      for (const t of this.timers.values()) clearTimeout(t);
+    }
+    await Promise.all([...this.chains.values()]);
+    this.log.info({ closed: closeAll, left: this.grants.size, accepted: this.counters.accepted, rejected: this.counters.rejected }, 'stopped');
+    this.replayStore.close();
+    this.journal.close();
+  }
+}

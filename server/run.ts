@@ -1,0 +1,32 @@
+// `spa-server run`: the daemon in the foreground with its signals. Shell.
+import { Daemon } from './daemon.js';
+import { createLogger } from './log.js';
+
+export interface RunOptions {
+  readonly configFile: string;
+  readonly iface: string | undefined;
+  readonly udp: boolean;
+  readonly pretty: boolean;
+  readonly debug: boolean;
+}
+
+/** Starts the daemon and resolves once a SIGTERM or SIGINT has shut it down cleanly. */
+export async function runDaemon(o: RunOptions): Promise<void> {
+  const log = createLogger({ pretty: o.pretty, level: o.debug ? 'debug' : 'info' });
+  const daemon = new Daemon({ configFile: o.configFile, iface: o.iface, udp: o.udp, log });
+  await daemon.start();
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'stopping');
+      process.off('SIGHUP', hup);
+      void daemon.shutdown().then(resolve, (e: unknown) => {
+        log.error({ err: e }, 'shutdown failed');
+        resolve();
+      });
+    };
+    const hup = (): void => daemon.reload();
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', hup);
+  });
+}

@@ -1,0 +1,150 @@
+// Loads what the daemon runs from: the config file, the server key, every door's
+// authorized keys, and a backend per door and family. Every problem is a FILE:LINE
+// line, so `spa-server check` and `run` report the same things. Shell (reads files).
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { UserError } from '../src/errors.js';
+import { parseConfig } from '../src/config/parse.js';
+import type { Config, Door, SpaDoor } from '../src/config/types.js';
+import { authorizeClient, type AuthorizedClient, type ServerSecretKey } from '../src/protocol/keys.js';
+import { readAuthorizedKeysFile, readServerSecretKey } from '../keys/files.js';
+import { toHex } from '../src/bytes.js';
+import { commandBackend, makeBackend, type Backend } from './firewall/index.js';
+import type { SpaDoorPolicy } from './core/policy.js';
+
+export interface Problem {
+  readonly file: string;
+  readonly line?: number;
+  readonly message: string;
+}
+
+export function formatProblem(p: Problem): string {
+  return p.line === undefined ? `${p.file}: ${p.message}` : `${p.file}:${p.line}: ${p.message}`;
+}
+
+export interface Runtime {
+  readonly config: Config;
+  readonly server: ServerSecretKey | undefined;
+  /** Every authorized client once, by id. */
+  readonly clients: readonly AuthorizedClient[];
+  readonly spaDoors: readonly SpaDoorPolicy[];
+  /** Backends by door name: one instance per built-in firewall, one command backend per door. */
+  readonly backends: ReadonlyMap<string, Backend>;
+}
+
+/** The tool each built-in backend runs, for `check`. */
+const BACKEND_TOOL: Record<string, string> = { nftables: 'nft', iptables: 'iptables', ufw: 'ufw', firewalld: 'firewall-cmd' };
+
+function onPath(tool: string, env: NodeJS.ProcessEnv): boolean {
+  const dirs = (env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter);
+  for (const d of [...dirs, '/usr/sbin', '/sbin']) {
+    try {
+      accessSync(join(d, tool), constants.X_OK);
+      return true;
+    } catch {
+      // next directory
+    }
+  }
+  return false;
+}
+
+function backendFor(door: Door, shared: Map<string, Backend>): Backend | undefined {
+  if (door.kind === 'spa' && door.firewall !== 'command') {
+    let b = shared.get(door.firewall);
+    if (!b) {
+      b = makeBackend({ name: door.firewall } as Parameters<typeof makeBackend>[0]);
+      shared.set(door.firewall, b);
+    }
+    return b;
+  }
+  return door.startCommand === undefined && door.startCommand6 === undefined ? undefined : commandBackend({ commands: door });
+}
+
+/**
+ * Loads everything. Returns the runtime when nothing is wrong; problems otherwise (all of
+ * them). `checkTools` also looks for the firewall tools on PATH (check does; run lets the
+ * first command say it).
+ */
+export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv; checkTools?: boolean } = {}): { runtime?: Runtime; problems: Problem[] } {
+  const problems: Problem[] = [];
+  let text: string;
+  try {
+    text = readFileSync(configFile, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { problems: [{ file: configFile, message: code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? (e as Error).message}` }] };
+  }
+  const parsed = parseConfig(text, configFile);
+  if (!parsed.ok) return { problems: parsed.errors.map((e) => ({ file: e.file, line: e.line, message: e.message })) };
+  const config = parsed.config;
+  const spaDoors = config.doors.filter((d): d is SpaDoor => d.kind === 'spa');
+
+  let server: ServerSecretKey | undefined;
+  if (spaDoors.length > 0) {
+    const line = config.options.lines['ServerKey'];
+    if (config.options.serverKey === undefined) {
+      problems.push({ file: configFile, line: spaDoors[0]?.line, message: `[${spaDoors[0]?.name}]: an SPA door needs ServerKey = FILE in [options]` });
+    } else {
+      try {
+        server = readServerSecretKey(config.options.serverKey);
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        problems.push({ file: configFile, line, message: `ServerKey: ${e.format()}` });
+      }
+    }
+  }
+
+  const byId = new Map<string, { key: string; file: string; client: AuthorizedClient | undefined }>();
+  const policies: SpaDoorPolicy[] = [];
+  for (const door of spaDoors) {
+    const line = door.lines['spa_keys'];
+    const ids = new Set<string>();
+    let read: ReturnType<typeof readAuthorizedKeysFile> | undefined;
+    try {
+      read = readAuthorizedKeysFile(door.spaKeys);
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      problems.push({ file: configFile, line, message: `spa_keys: ${e.format()}` });
+    }
+    for (const p of read?.problems ?? []) problems.push(p);
+    for (const entry of read?.entries ?? []) {
+      const keyHex = toHex(entry.key.signPublic) + toHex(entry.key.boxPublic);
+      const prev = byId.get(entry.id);
+      if (prev && prev.key !== keyHex) {
+        problems.push({ file: door.spaKeys, line: entry.line, message: `key id ${JSON.stringify(entry.id)} has a different key in ${prev.file}; one id, one key` });
+        continue;
+      }
+      if (!prev) {
+        const client = server ? authorizeClient(server, entry.id, entry.key) : undefined;
+        if (server && !client) {
+          problems.push({ file: door.spaKeys, line: entry.line, message: `key ${JSON.stringify(entry.id)} is not a usable public key (low-order point)` });
+          continue;
+        }
+        byId.set(entry.id, { key: keyHex, file: door.spaKeys, client });
+      }
+      ids.add(entry.id);
+    }
+    policies.push({ name: door.name, keyIds: ids, access: door.access, allowNat: door.allowNat });
+  }
+
+  const backends = new Map<string, Backend>();
+  const shared = new Map<string, Backend>();
+  for (const door of config.doors) {
+    try {
+      const b = backendFor(door, shared);
+      if (b) backends.set(door.name, b);
+    } catch (e) {
+      problems.push({ file: configFile, line: door.line, message: `[${door.name}]: ${(e as Error).message}` });
+    }
+    if (opts.checkTools && door.kind === 'spa') {
+      const tool = BACKEND_TOOL[door.firewall];
+      if (tool && !onPath(tool, opts.env ?? process.env)) {
+        problems.push({ file: configFile, line: door.lines['firewall'] ?? door.line, message: `[${door.name}]: firewall ${door.firewall}: ${tool} not found on PATH` });
+      }
+    }
+  }
+
+  if (problems.length > 0) return { problems };
+  const clients = [...byId.values()].flatMap((v) => (v.client ? [v.client] : []));
+  return { runtime: { config, server, clients, spaDoors: policies, backends }, problems };
+}

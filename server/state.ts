@@ -1,0 +1,125 @@
+// The replay guard's and the openings' durable records under StateDir. Shell.
+// replay.log: `n <nonce hex> <time sec>` per accepted knock, `w <sec>` watermark lines.
+// openings.journal: JSON lines {op: open|close, door, id, addr, proto, port, untilMs}.
+import { join } from 'node:path';
+import { toHex } from '../src/bytes.js';
+import { parseAddress } from '../src/net/address.js';
+import { checkAccessSpec } from '../src/net/access.js';
+import { ReplayGuard } from '../src/protocol/replay.js';
+import { AppendLog, readLogLines } from './store.js';
+import { grantKey, type Grant } from './core/grants.js';
+
+export const REPLAY_FILE = 'replay.log';
+export const JOURNAL_FILE = 'openings.journal';
+
+export class ReplayStore {
+  private readonly log: AppendLog;
+
+  constructor(stateDir: string) {
+    this.log = new AppendLog(join(stateDir, REPLAY_FILE));
+  }
+
+  /** Loads every record into `guard`, sweeps it at nowSec, and compacts the file. */
+  load(guard: ReplayGuard, nowSec: number): void {
+    for (const line of readLogLines(this.log.file)) {
+      const [kind, a, b] = line.split(' ');
+      if (kind === 'w' && a !== undefined && /^-?\d+$/.test(a)) guard.raiseWatermark(Number(a));
+      else if (kind === 'n' && a !== undefined && /^[0-9a-f]{48}$/.test(a) && b !== undefined && /^\d+$/.test(b)) {
+        guard.add(Buffer.from(a, 'hex').toString('latin1'), Number(b));
+      }
+    }
+    guard.sweep(nowSec);
+    this.compact(guard);
+  }
+
+  /** Durably records an accepted knock; throws if it cannot (fail closed). */
+  record(nonceKey: string, timeSec: number): void {
+    this.log.append([`n ${toHex(Buffer.from(nonceKey, 'latin1'))} ${timeSec}`]);
+  }
+
+  /** Rewrites the file from the guard when it has grown to twice the live entries. */
+  maybeCompact(guard: ReplayGuard): void {
+    if (this.log.lineCount > 2 * guard.size + 1000) this.compact(guard);
+  }
+
+  compact(guard: ReplayGuard): void {
+    const lines = Number.isFinite(guard.watermark) ? [`w ${guard.watermark}`] : [];
+    for (const e of guard.entries()) lines.push(`n ${toHex(Buffer.from(e.nonceKey, 'latin1'))} ${e.timeSec}`);
+    this.log.rewrite(lines);
+  }
+
+  close(): void {
+    this.log.close();
+  }
+}
+
+interface JournalRecord {
+  op: 'open' | 'close';
+  door: string;
+  id: string;
+  addr: string;
+  proto?: string;
+  port?: number;
+  untilMs: number;
+}
+
+function toRecord(op: 'open' | 'close', o: Grant): string {
+  const r: JournalRecord = { op, door: o.door, id: o.id, addr: o.addr.text, untilMs: o.untilMs };
+  if (o.access) {
+    r.proto = o.access.proto;
+    r.port = o.access.port;
+  }
+  return JSON.stringify(r);
+}
+
+function fromRecord(line: string): { op: 'open' | 'close'; grant: Grant } | undefined {
+  let r: Partial<JournalRecord>;
+  try {
+    r = JSON.parse(line) as Partial<JournalRecord>;
+  } catch {
+    return undefined;
+  }
+  const addr = typeof r.addr === 'string' ? parseAddress(r.addr) : undefined;
+  const access = r.proto === undefined && r.port === undefined ? undefined : checkAccessSpec(`${r.proto}/${r.port}`);
+  if ((r.op !== 'open' && r.op !== 'close') || !addr || typeof access === 'string' || typeof r.door !== 'string' || typeof r.id !== 'string' || typeof r.untilMs !== 'number') return undefined;
+  return { op: r.op, grant: { door: r.door, id: r.id, addr, access, untilMs: r.untilMs } };
+}
+
+/** Reads the journal: the openings still in force (opened, not closed), latest deadline each. */
+export function readJournal(stateDir: string): Grant[] {
+  const live = new Map<string, Grant>();
+  for (const line of readLogLines(join(stateDir, JOURNAL_FILE))) {
+    const r = fromRecord(line);
+    if (!r) continue;
+    const k = grantKey(r.grant);
+    if (r.op === 'open') live.set(k, r.grant);
+    else live.delete(k);
+  }
+  return [...live.values()];
+}
+
+export class Journal {
+  private readonly log: AppendLog;
+
+  constructor(readonly stateDir: string) {
+    this.log = new AppendLog(join(stateDir, JOURNAL_FILE));
+  }
+
+  /** Written before the open command runs: a crash then still knows to close it. */
+  opened(o: Grant): void {
+    this.log.append([toRecord('open', o)]);
+  }
+
+  closed(o: Grant): void {
+    this.log.append([toRecord('close', o)]);
+  }
+
+  /** Rewrites the journal to just these openings. */
+  compact(live: readonly Grant[]): void {
+    this.log.rewrite(live.map((o) => toRecord('open', o)));
+  }
+
+  close(): void {
+    this.log.close();
+  }
+}

@@ -1,0 +1,118 @@
+// Test fixtures for spa-server: a temporary directory with server and client keys, a
+// config writer, and the daemon as a child process (killed by PID in cleanup).
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, runCli } from './cli.js';
+
+export interface Keys {
+  readonly dir: string;
+  readonly serverKey: string;
+  readonly serverPub: string;
+  readonly clientHome: string;
+  /** Authorized-keys files by name. */
+  authorized(name: string, ids: string[]): string;
+}
+
+export async function makeKeys(ids: string[] = ['alice']): Promise<Keys> {
+  const dir = mkdtempSync(join(tmpdir(), 'spa-srv-'));
+  const clientHome = join(dir, 'client');
+  const r = await runCli('spa-server', ['keygen', '--dir', join(dir, 'srv')]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  for (const id of ids) {
+    const k = await runCli('spa-knock', ['keygen', '--id', id, '--dir', clientHome]);
+    if (k.code !== 0) throw new Error(k.stderr);
+  }
+  return {
+    dir,
+    serverKey: join(dir, 'srv', 'server.key'),
+    serverPub: join(dir, 'srv', 'server.pub'),
+    clientHome,
+    authorized(name, list) {
+      const file = join(dir, `${name}.keys`);
+      writeFileSync(file, list.map((id) => readFileSync(join(clientHome, `${id}.pub`), 'utf8')).join(''));
+      return file;
+    },
+  };
+}
+
+export class ServerProcess {
+  readonly lines: Record<string, unknown>[] = [];
+  stderr = '';
+  private exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(readonly child: ChildProcessWithoutNullStreams) {
+    let buf = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          this.lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          this.lines.push({ raw: line });
+        }
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => (this.stderr += d));
+    this.exit = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  /** Resolves with the first log line matching, or rejects after timeoutMs. */
+  async waitFor(pred: (l: Record<string, unknown>) => boolean, timeoutMs = 10_000, from = 0): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.lines.slice(from).find(pred);
+      if (hit) return hit;
+      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`server exited (${this.child.exitCode ?? this.child.signalCode}): ${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for a log line; have:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  msg(m: string): (l: Record<string, unknown>) => boolean {
+    return (l) => l['msg'] === m;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exit;
+  }
+
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return this.exit;
+  }
+}
+
+const running = new Set<ServerProcess>();
+
+export async function startServer(args: string[], opts: { ready?: boolean } = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [BIN['spa-server'], ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const p = new ServerProcess(child);
+  running.add(p);
+  void p.exited().then(() => running.delete(p));
+  if (opts.ready !== false) await p.waitFor(p.msg('started'));
+  return p;
+}
+
+/** For afterEach: kills every server a test started (by PID) and waits for it. */
+export async function stopAllServers(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop('SIGKILL')));
+}
+
+export function fileLines(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : [];
+}
+
+export async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,227 @@
+// spa-server end to end with real libpcap on lo: opens, closes, refuses, survives kill -9.
+import { createSocket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseAddress, type Address } from '../../src/net/address.js';
+import { encodeKnock } from '../../src/protocol/datagram.js';
+import { DATAGRAM_BYTES } from '../../src/protocol/constants.js';
+import { readClientSecretKey, resolveServerPublicKey } from '../../keys/files.js';
+import { runCli } from '../helpers/cli.js';
+import { canRun } from '../helpers/require.js';
+import { fileLines, makeKeys, startServer, stopAllServers, until, type Keys, type ServerProcess } from '../helpers/server.js';
+
+const enabled = canRun({ root: true });
+const PORT = 62311;
+
+async function send(d: Uint8Array, host = '127.0.0.1'): Promise<void> {
+  const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  await new Promise<void>((r, j) => s.send(d, PORT, host, (e) => (e ? j(e) : r())));
+  s.close();
+}
+
+describe.runIf(enabled)('spa-server run (libpcap on lo)', () => {
+  let keys: Keys;
+  let work: string;
+  let conf: string;
+  let effects: string;
+  let server: ServerProcess | undefined;
+
+  const knock = (id: string, ...extra: string[]) =>
+    runCli('spa-knock', ['127.0.0.1', '--key', id, '--server-key', keys.serverPub, '--port', String(PORT), ...extra], { env: { SPA_KNOCK_HOME: keys.clientHome } });
+
+  const craft = (id: string, o: { timeSec?: number; allow?: string; access?: { proto: 'tcp' | 'udp'; port: number }[] } = {}): Uint8Array =>
+    encodeKnock({
+      client: readClientSecretKey(join(keys.clientHome, `${id}.key`)),
+      server: resolveServerPublicKey(keys.serverPub),
+      allow: parseAddress(o.allow ?? '127.0.0.1') as Address,
+      access: o.access ?? [{ proto: 'tcp', port: 22 }],
+      timeSec: o.timeSec ?? Math.floor(Date.now() / 1000),
+      nonce: new Uint8Array(randomBytes(24)),
+    });
+
+  beforeAll(async () => {
+    keys = await makeKeys(['alice', 'bob', 'mallory']);
+    work = mkdtempSync(join(tmpdir(), 'spa-run-'));
+    effects = join(work, 'effects');
+    const ssh = keys.authorized('ssh', ['alice']);
+    const web = keys.authorized('web', ['bob']);
+    conf = join(work, 'spa.conf');
+    writeFileSync(
+      conf,
+      `[options]
+Interface = lo
+SPAPort = ${PORT}
+ServerKey = ${keys.serverKey}
+StateDir = ${join(work, 'state')}
+
+[ssh]
+spa_keys = ${ssh}
+access = tcp/22,udp/60001
+start_command = echo open %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
+cmd_timeout = 2
+stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
+
+[web]
+spa_keys = ${web}
+access = tcp/443
+start_command = echo open %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
+cmd_timeout = 2
+stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
+`,
+    );
+  });
+  afterEach(async () => {
+    await stopAllServers();
+    server = undefined;
+    // Each test starts with an empty StateDir: no replay entries or open rules from the last.
+    rmSync(join(work, 'state'), { recursive: true, force: true });
+  });
+  afterAll(async () => {
+    await stopAllServers();
+  });
+
+  it('opens for a real knock, closes after cmd_timeout, logs both', async () => {
+    writeFileSync(effects, '');
+    server = await startServer(['run', '--config', conf]);
+    const r = await knock('alice', '-A', 'tcp/22', '-A', 'udp/60001');
+    expect(r.code).toBe(0);
+    const accepted = await server.waitFor(server.msg('accepted'));
+    expect(accepted).toMatchObject({ door: 'ssh', id: 'alice', src: '127.0.0.1', allow: '127.0.0.1', access: ['tcp/22', 'udp/60001'] });
+    await until(() => fileLines(effects).length === 2, 3000, 'start commands');
+    expect(fileLines(effects).sort()).toEqual(['open ssh alice 127.0.0.1 tcp/22', 'open ssh alice 127.0.0.1 udp/60001']);
+    const closed = await server.waitFor(server.msg('closed'), 6000);
+    expect(closed).toMatchObject({ door: 'ssh', id: 'alice', addr: '127.0.0.1' });
+    await until(() => fileLines(effects).length === 4, 3000, 'stop commands');
+    // Closed about cmd_timeout after opening: the timer ran on time.
+    const openedAt = Date.parse(String(accepted['time']));
+    expect(Date.parse(String(closed['time'])) - openedAt).toBeGreaterThanOrEqual(1900);
+    expect(Date.parse(String(closed['time'])) - openedAt).toBeLessThan(4000);
+    expect((await server.stop()).code).toBe(0);
+  });
+
+  it('a second knock while open extends the timer instead of adding a rule', async () => {
+    writeFileSync(effects, '');
+    server = await startServer(['run', '--config', conf]);
+    await knock('alice');
+    await server.waitFor(server.msg('accepted'));
+    await new Promise((r) => setTimeout(r, 1200));
+    const mark = server.lines.length;
+    await knock('alice');
+    await server.waitFor(server.msg('accepted'), 5000, mark);
+    await server.waitFor(server.msg('closed'), 6000);
+    const lines = fileLines(effects);
+    expect(lines).toEqual(['open ssh alice 127.0.0.1 tcp/22', 'close ssh alice 127.0.0.1 tcp/22']);
+    const closed = server.lines.find((l) => l['msg'] === 'closed')!;
+    const second = server.lines.slice(mark).find((l) => l['msg'] === 'accepted')!;
+    expect(Date.parse(String(closed['time'])) - Date.parse(String(second['time']))).toBeGreaterThanOrEqual(1900);
+  });
+
+  it('refuses every bad knock without running start_command', async () => {
+    writeFileSync(effects, '');
+    server = await startServer(['run', '--config', conf]);
+    const now = Math.floor(Date.now() / 1000);
+    const reasonOf = async (send_: () => Promise<unknown>): Promise<unknown> => {
+      const mark = server!.lines.length;
+      await send_();
+      const l = await server!.waitFor((x) => x['msg'] === 'rejected' || x['msg'] === 'accepted', 5000, mark);
+      return l['msg'] === 'accepted' ? 'ACCEPTED' : l['reason'];
+    };
+    const valid = craft('alice');
+    // Sent once: accepted. The exact bytes again: replay.
+    expect(await reasonOf(() => send(valid))).toBe('ACCEPTED');
+    await until(() => fileLines(effects).length === 1, 3000, 'open');
+    writeFileSync(effects, '');
+    expect(await reasonOf(() => send(valid))).toBe('replay.seen');
+    expect(await reasonOf(() => knock('mallory'))).toBe('tag.unknown');
+    expect(await reasonOf(() => knock('bob', '-A', 'tcp/22'))).toBe('policy.access');
+    expect(await reasonOf(() => knock('alice', '-A', 'tcp/23'))).toBe('policy.access');
+    // Just outside the window but inside the epochs the tag table holds (further out, the
+    // tag is simply unknown): wait out the one second in 60 where no such time exists.
+    let t = Math.floor(Date.now() / 1000);
+    while ((t - 120) % 60 === 0 || (t + 120) % 60 === 59) {
+      await new Promise((r) => setTimeout(r, 300));
+      t = Math.floor(Date.now() / 1000);
+    }
+    expect(await reasonOf(() => send(craft('alice', { timeSec: t - 121 })))).toBe('time.stale');
+    expect(await reasonOf(() => send(craft('alice', { timeSec: t + 121 })))).toBe('time.future');
+    expect(await reasonOf(() => send(craft('alice', { timeSec: now - 600 })))).toBe('tag.unknown');
+    expect(await reasonOf(() => knock('alice', '--allow-ip', '127.0.0.2'))).toBe('policy.address');
+    // Wrong sizes and random bytes never leave the kernel's filter; a random right-size one is a tag miss.
+    const mark = server.lines.length;
+    await send(valid.subarray(0, DATAGRAM_BYTES - 1));
+    await send(new Uint8Array([...valid, 0]));
+    await send(new Uint8Array(randomBytes(100)));
+    const random = new Uint8Array(randomBytes(DATAGRAM_BYTES));
+    random[0] = 1;
+    expect(await reasonOf(() => send(random))).toBe('tag.unknown');
+    expect(server.lines.slice(mark).filter((l) => l['msg'] === 'rejected')).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fileLines(effects)).toEqual([]);
+  });
+
+  it('after kill -9 and a restart, a replay is still refused and an expired rule is closed at start', async () => {
+    writeFileSync(effects, '');
+    server = await startServer(['run', '--config', conf]);
+    const valid = craft('alice');
+    await send(valid);
+    await server.waitFor(server.msg('accepted'));
+    await until(() => fileLines(effects).length === 1, 3000, 'open');
+    await server.stop('SIGKILL');
+    await new Promise((r) => setTimeout(r, 2200)); // past cmd_timeout while down
+    server = await startServer(['run', '--config', conf]);
+    await until(() => fileLines(effects).includes('close ssh alice 127.0.0.1 tcp/22'), 3000, 'close at start');
+    expect(server.lines.some((l) => l['msg'] === 'closing rule that expired while down'), JSON.stringify(server.lines)).toBe(true);
+    const mark = server.lines.length;
+    await send(valid);
+    expect(await server.waitFor(server.msg('rejected'), 5000, mark)).toMatchObject({ reason: 'replay.seen' });
+    expect(fileLines(effects).filter((l) => l.startsWith('open'))).toHaveLength(1);
+  });
+
+  it('SIGHUP adds a key without forgetting the replay guard', async () => {
+    const ssh = join(keys.dir, 'ssh.keys');
+    server = await startServer(['run', '--config', conf]);
+    const valid = craft('alice');
+    await send(valid);
+    await server.waitFor(server.msg('accepted'));
+    const mark = server.lines.length;
+    expect((await knock('mallory')).code).toBe(0);
+    await server.waitFor(server.msg('rejected'), 5000, mark);
+    writeFileSync(ssh, readFileSync(ssh, 'utf8') + readFileSync(join(keys.clientHome, 'mallory.pub'), 'utf8'));
+    server.child.kill('SIGHUP');
+    await server.waitFor(server.msg('reloaded'), 5000, mark);
+    const mark2 = server.lines.length;
+    await knock('mallory');
+    expect(await server.waitFor((l) => l['msg'] === 'accepted' || l['msg'] === 'rejected', 5000, mark2)).toMatchObject({ msg: 'accepted', id: 'mallory' });
+    const mark3 = server.lines.length;
+    await send(valid);
+    expect(await server.waitFor(server.msg('rejected'), 5000, mark3)).toMatchObject({ reason: 'replay.seen' });
+    writeFileSync(ssh, readFileSync(join(keys.clientHome, 'alice.pub'), 'utf8'));
+  });
+
+  it('status lists open rules and close ends them, with the daemon running and without it', async () => {
+    writeFileSync(effects, '');
+    server = await startServer(['run', '--config', conf]);
+    await knock('alice', '-A', 'tcp/22');
+    await server.waitFor(server.msg('accepted'));
+    const st = await runCli('spa-server', ['status', '--config', conf]);
+    expect(st.code).toBe(0);
+    expect(st.stdout).toMatch(/^DOOR\s+ID\s+ADDRESS\s+ACCESS\s+EXPIRES\nssh\s+alice\s+127\.0\.0\.1\s+tcp\/22\s+\d{4}-/);
+    const cl = await runCli('spa-server', ['close', '127.0.0.1', '--config', conf]);
+    expect(cl).toMatchObject({ code: 0, stdout: 'closed 1 rule\n' });
+    await until(() => fileLines(effects).includes('close ssh alice 127.0.0.1 tcp/22'), 3000, 'close');
+    // Without a daemon: from the journal.
+    await knock('alice', '-A', 'udp/60001');
+    await server.waitFor(server.msg('accepted'), 5000, server.lines.length - 1);
+    await server.stop('SIGKILL');
+    const st2 = await runCli('spa-server', ['status', '--config', conf, '--json']);
+    expect(st2.stderr).toBe('spa-server: no daemon running; showing the journal\n');
+    expect(JSON.parse(st2.stdout.trim())).toMatchObject({ door: 'ssh', id: 'alice', addr: '127.0.0.1', access: 'udp/60001' });
+    const cl2 = await runCli('spa-server', ['close', '--all', '--config', conf]);
+    expect(cl2).toMatchObject({ code: 0, stdout: 'closed 1 rule (no daemon running; from the journal)\n' });
+    expect(fileLines(effects)).toContain('close ssh alice 127.0.0.1 udp/60001');
+    expect((await runCli('spa-server', ['status', '--config', conf])).stdout).toBe('no open rules\n');
+  });
+});
