@@ -159,7 +159,7 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     expect(await reasonOf(() => send(random))).toBe('tag.unknown');
     expect(server.lines.slice(mark).filter((l) => l['msg'] === 'rejected')).toHaveLength(1);
     await new Promise((r) => setTimeout(r, 300));
-    expect(fileLines(effects)).toEqual([]);
+    expect(fileLines(effects).filter((l) => l.startsWith('open'))).toEqual([]);
   });
 
   it('after kill -9 and a restart, a replay is still refused and an expired rule is closed at start', async () => {
@@ -223,5 +223,79 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     expect(cl2).toMatchObject({ code: 0, stdout: 'closed 1 rule (no daemon running; from the journal)\n' });
     expect(fileLines(effects)).toContain('close ssh alice 127.0.0.1 udp/60001');
     expect((await runCli('spa-server', ['status', '--config', conf])).stdout).toBe('no open rules\n');
+  });
+
+  it('knocks over IPv6 and captures on "any" (Linux cooked frames)', async () => {
+    writeFileSync(effects, '');
+    server = await startServer(['run', '--config', conf, '--interface', 'any']);
+    const r = await runCli('spa-knock', ['::1', '--key', 'alice', '--server-key', keys.serverPub, '--port', String(PORT)], { env: { SPA_KNOCK_HOME: keys.clientHome } });
+    expect(r.code).toBe(0);
+    expect(await server.waitFor(server.msg('accepted'))).toMatchObject({ door: 'ssh', src: '::1', allow: '::1' });
+    await until(() => fileLines(effects).includes('open ssh alice ::1 tcp/22'), 3000, 'open');
+  });
+
+  it('rate-limits rejection lines but counts every rejection', async () => {
+    server = await startServer(['run', '--config', conf]);
+    const junk = new Uint8Array(randomBytes(DATAGRAM_BYTES));
+    junk[0] = 1;
+    for (let i = 0; i < 300; i++) await send(junk);
+    await new Promise((r) => setTimeout(r, 500));
+    await server.stop();
+    const stopped = await server.waitFor(server.msg('stopped'));
+    expect(stopped['rejected']).toBeGreaterThanOrEqual(290);
+    expect(server.lines.filter((l) => l['msg'] === 'rejected').length).toBeLessThanOrEqual(25);
+  });
+
+  it('with CloseOnExit = no, SIGTERM leaves rules open and the next start closes them on time', async () => {
+    writeFileSync(effects, '');
+    const keep = join(work, 'keep.conf');
+    writeFileSync(keep, readFileSync(conf, 'utf8').replace('[options]\n', '[options]\nCloseOnExit = no\n').replace(/cmd_timeout = 2/g, 'cmd_timeout = 3'));
+    server = await startServer(['run', '--config', keep]);
+    await knock('alice');
+    await server.waitFor(server.msg('accepted'));
+    expect((await server.stop('SIGTERM')).code).toBe(0);
+    expect(fileLines(effects)).toEqual(['open ssh alice 127.0.0.1 tcp/22']);
+    server = await startServer(['run', '--config', keep]);
+    expect(server.lines.find((l) => l['msg'] === 'started')).toMatchObject({ reopened: 1 });
+    await server.waitFor(server.msg('closed'), 5000);
+    expect(fileLines(effects)).toEqual(['open ssh alice 127.0.0.1 tcp/22', 'close ssh alice 127.0.0.1 tcp/22']);
+  });
+});
+
+describe('spa-server check', () => {
+  it('reports every problem as FILE:LINE: message and exits 2', async () => {
+    const keys = await makeKeys(['alice']);
+    const work = mkdtempSync(join(tmpdir(), 'spa-check-'));
+    const loose = join(work, 'loose.key');
+    writeFileSync(loose, readFileSync(keys.serverKey, 'utf8'), { mode: 0o644 });
+    const badKeys = join(work, 'bad.keys');
+    writeFileSync(badKeys, `# ok\n${readFileSync(keys.serverPub, 'utf8').trim()} srv\n`);
+    const conf = join(work, 'spa.conf');
+    writeFileSync(conf, `[options]\nServerKey = ${loose}\n\n[ssh]\nspa_keys = ${badKeys}\naccess = tcp/22\nstart_command = true\n\n[web]\nspa_keys = ${join(work, 'missing.keys')}\naccess = tcp/443\nfirewall = nftables\n`);
+    const r = await runCli('spa-server', ['check', '--config', conf]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')).toEqual([
+      `spa-server: ${conf}:2: ServerKey: ${loose}: secret key is accessible by group or others (mode 0644); run: chmod 600 ${loose}`,
+      `spa-server: ${badKeys}:2: expected a client public key (spa1-client-pub:...), got a server public key`,
+      `spa-server: ${conf}:10: spa_keys: ${join(work, 'missing.keys')}: authorized keys file: no such file`,
+      'spa-server: 3 problems found',
+      '',
+    ]);
+    const syntax = join(work, 'syntax.conf');
+    writeFileSync(syntax, '[options]\nSPAPort = 99999\nBogus = 1\n[ssh]\naccess = 22/tpc\n');
+    const s = await runCli('spa-server', ['check', '--config', syntax]);
+    expect(s.code).toBe(2);
+    for (const line of s.stderr.trim().split('\n').slice(0, -1)) expect(line).toMatch(new RegExp(`^spa-server: ${syntax}:\\d+: `));
+    expect(s.stderr).toContain(`${syntax}:2: `);
+    expect(s.stderr).toContain(`${syntax}:3: `);
+    expect(s.stderr).toContain(`${syntax}:5: `);
+  });
+
+  it('says OK and exits 0 for a good configuration', async () => {
+    const keys = await makeKeys(['alice']);
+    const conf = join(keys.dir, 'ok.conf');
+    writeFileSync(conf, `[options]\nServerKey = ${keys.serverKey}\n\n[ssh]\nspa_keys = ${keys.authorized('ok', ['alice'])}\naccess = tcp/22\nstart_command = true\n`);
+    const r = await runCli('spa-server', ['check', '--config', conf]);
+    expect(r).toMatchObject({ code: 0, stderr: '', stdout: `${conf}: OK: 1 door (ssh: spa), 1 authorized key\n` });
   });
 });

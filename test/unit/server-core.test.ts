@@ -1,0 +1,79 @@
+// The daemon's pure parts: door choice, the grant table, log rate limits.
+import { describe, expect, it } from 'vitest';
+import { parseAddress, type Address } from '../../src/net/address.js';
+import { chooseDoor, type SpaDoorPolicy } from '../../server/core/policy.js';
+import { GrantTable, grantKey, openingOf } from '../../server/core/grants.js';
+import { RateLimiter } from '../../server/core/rate-limit.js';
+
+const a = (s: string): Address => parseAddress(s) as Address;
+const ssh: SpaDoorPolicy = { name: 'ssh', keyIds: new Set(['alice', 'bob']), access: [{ proto: 'tcp', port: 22 }], allowNat: false };
+const web: SpaDoorPolicy = { name: 'web', keyIds: new Set(['bob']), access: [{ proto: 'tcp', port: 443 }, { proto: 'tcp', port: 22 }], allowNat: true };
+
+describe('chooseDoor', () => {
+  const src = a('192.0.2.1');
+  it('takes the first door that holds the key and covers the access', () => {
+    expect(chooseDoor([ssh, web], 'bob', [{ proto: 'tcp', port: 22 }], src, src)).toMatchObject({ ok: true, door: { name: 'ssh' } });
+    expect(chooseDoor([ssh, web], 'bob', [{ proto: 'tcp', port: 443 }], src, src)).toMatchObject({ ok: true, door: { name: 'web' } });
+  });
+  it('needs every access item inside one door', () => {
+    expect(chooseDoor([ssh, web], 'alice', [{ proto: 'tcp', port: 22 }, { proto: 'tcp', port: 443 }], src, src)).toEqual({ ok: false, reason: 'policy.access' });
+    expect(chooseDoor([ssh], 'alice', [{ proto: 'udp', port: 22 }], src, src)).toEqual({ ok: false, reason: 'policy.access' });
+  });
+  it('refuses a key in no door', () => {
+    expect(chooseDoor([ssh, web], 'carol', [{ proto: 'tcp', port: 22 }], src, src)).toEqual({ ok: false, reason: 'policy.door' });
+  });
+  it('refuses another allow address unless the door allows NAT', () => {
+    expect(chooseDoor([ssh], 'alice', [{ proto: 'tcp', port: 22 }], a('198.51.100.7'), src)).toEqual({ ok: false, reason: 'policy.address' });
+    expect(chooseDoor([ssh, web], 'bob', [{ proto: 'tcp', port: 22 }], a('198.51.100.7'), src)).toMatchObject({ ok: true, door: { name: 'web' } });
+  });
+  it('compares addresses canonically (IPv6 spelling, mapped IPv4)', () => {
+    expect(chooseDoor([ssh], 'alice', [{ proto: 'tcp', port: 22 }], a('2001:db8::1'), a('2001:DB8:0::1'))).toMatchObject({ ok: true });
+    expect(chooseDoor([ssh], 'alice', [{ proto: 'tcp', port: 22 }], a('::ffff:192.0.2.1'), src)).toMatchObject({ ok: true });
+  });
+});
+
+describe('GrantTable', () => {
+  it('opens new grants and extends existing ones, never shortening them', () => {
+    const t = new GrantTable();
+    const addr = a('192.0.2.1');
+    const [first] = t.plan('ssh', 'alice', addr, [{ proto: 'tcp', port: 22 }], 10_000);
+    expect(first?.kind).toBe('open');
+    t.set(first!.grant);
+    const effects = t.plan('ssh', 'alice', addr, [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }], 5_000);
+    expect(effects.map((e) => [e.kind, e.grant.untilMs])).toEqual([
+      ['extend', 10_000],
+      ['open', 5_000],
+    ]);
+    expect(t.due(9_999)).toEqual([]);
+    expect(t.due(10_000)).toHaveLength(1);
+    expect(t.delete(grantKey(first!.grant))).toEqual(first!.grant);
+    expect(t.size).toBe(0);
+  });
+  it('gives backends a timeout of at least one second', () => {
+    const g = { door: 'ssh', id: 'alice', addr: a('192.0.2.1'), access: { proto: 'tcp' as const, port: 22 }, untilMs: 10_500 };
+    expect(openingOf(g, 0).timeoutSec).toBe(11);
+    expect(openingOf(g, 10_400).timeoutSec).toBe(1);
+    expect(openingOf({ ...g, access: undefined }, 0).access).toEqual({ proto: 'tcp', port: 1 });
+  });
+});
+
+describe('RateLimiter', () => {
+  it('lets a burst through, then refills at its rate, counting everything', () => {
+    const r = new RateLimiter(3, 1);
+    const taken = Array.from({ length: 10 }, () => r.take('tag.unknown', 0));
+    expect(taken.filter(Boolean)).toHaveLength(3);
+    expect(r.take('tag.unknown', 999)).toBe(false);
+    expect(r.take('tag.unknown', 2000)).toBe(true);
+    expect(r.take('replay.seen', 2000)).toBe(true);
+    expect(r.totals()).toEqual({ 'tag.unknown': 12, 'replay.seen': 1 });
+    expect(r.drainSuppressed()).toEqual({ 'tag.unknown': 8 });
+    expect(r.drainSuppressed()).toEqual({});
+  });
+  it('keeps a bounded number of keys', () => {
+    const r = new RateLimiter(1, 1, 4);
+    for (let i = 0; i < 100; i++) r.take(`k${i}`, 0);
+    expect(Object.keys(r.drainSuppressed())).toHaveLength(0);
+    // The oldest buckets were dropped: k0 starts a fresh bucket with a full burst.
+    expect(r.take('k0', 0)).toBe(true);
+  });
+});

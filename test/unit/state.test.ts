@@ -1,0 +1,76 @@
+// StateDir files: torn lines after a crash, journal replay, replay-guard persistence.
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAddress, type Address } from '../../src/net/address.js';
+import { ReplayGuard } from '../../src/protocol/replay.js';
+import { JOURNAL_FILE, Journal, REPLAY_FILE, ReplayStore, readJournal } from '../../server/state.js';
+import { readLogLines } from '../../server/store.js';
+
+const dir = (): string => mkdtempSync(join(tmpdir(), 'spa-state-'));
+const grant = (port: number, untilMs = 1000) => ({ door: 'ssh', id: 'alice', addr: parseAddress('2001:db8::7') as Address, access: { proto: 'tcp' as const, port }, untilMs });
+
+describe('journal', () => {
+  it('keeps what was opened and not closed, with the latest deadline', () => {
+    const d = dir();
+    const j = new Journal(d);
+    j.opened(grant(22));
+    j.opened(grant(23));
+    j.opened(grant(22, 5000));
+    j.closed(grant(23));
+    j.opened({ ...grant(0), access: undefined, id: 'sequence' });
+    j.close();
+    expect(readJournal(d)).toEqual([grant(22, 5000), { ...grant(0), access: undefined, id: 'sequence' }]);
+  });
+
+  it('drops a torn last line and skips lines it cannot read', () => {
+    const d = dir();
+    const j = new Journal(d);
+    j.opened(grant(22));
+    j.close();
+    appendFileSync(join(d, JOURNAL_FILE), 'not json\n{"op":"open","door":"x","id":"y","addr":"1.2.3.4; rm -rf /","proto":"tcp","port":22,"untilMs":1}\n{"op":"clo');
+    expect(readJournal(d)).toEqual([grant(22)]);
+    expect(readLogLines(join(d, JOURNAL_FILE))).toHaveLength(3);
+  });
+
+  it('compacts to the live grants only', () => {
+    const d = dir();
+    const j = new Journal(d);
+    for (let i = 1; i <= 50; i++) j.opened(grant(i));
+    j.compact([grant(7)]);
+    j.opened(grant(8));
+    j.close();
+    expect(readFileSync(join(d, JOURNAL_FILE), 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(readJournal(d).map((g) => g.access?.port)).toEqual([7, 8]);
+  });
+});
+
+describe('replay store', () => {
+  it('restores nonces and the watermark, forgetting what is past the window', () => {
+    const d = dir();
+    const s = new ReplayStore(d);
+    const g = new ReplayGuard(120, 100);
+    s.load(g, 1000);
+    const nonce = (c: string) => Buffer.alloc(24, c).toString('latin1');
+    s.record(nonce('a'), 900);
+    s.record(nonce('b'), 990);
+    s.close();
+    appendFileSync(join(d, REPLAY_FILE), 'n zz 5\nn 6161'); // garbage and a torn line
+    const g2 = new ReplayGuard(120, 100);
+    new ReplayStore(d).load(g2, 1030);
+    expect(g2.hasNonce(nonce('b'))).toBe(true);
+    expect(g2.hasNonce(nonce('a'))).toBe(false); // 900 < 1030 - 120: swept...
+    expect(g2.isBelowWatermark(900)).toBe(true); // ...but still refused
+    // The file was compacted to the watermark and the live nonce.
+    expect(readFileSync(join(d, REPLAY_FILE), 'utf8')).toBe(`w 900\nn ${Buffer.alloc(24, 'b').toString('hex')} 990\n`);
+  });
+
+  it('a fresh directory starts empty', () => {
+    const d = dir();
+    writeFileSync(join(d, 'unrelated'), '');
+    const g = new ReplayGuard(120, 10);
+    new ReplayStore(d).load(g, 0);
+    expect(g.size).toBe(0);
+  });
+});
