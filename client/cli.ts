@@ -3,12 +3,22 @@ import { homedir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { UserError, describeError, exitCodeOf, EXIT_OK, EXIT_USAGE } from '../src/errors.js';
-import { parseAccess, dedupeAccess, type Access } from '../src/net/access.js';
+import type { Readable, Writable } from 'node:stream';
+import { parseAccess, dedupeAccess, accessText, type Access } from '../src/net/access.js';
+import { parseAddressOrThrow, type Address } from '../src/net/address.js';
+import { parseSequence } from '../src/config/sequence.js';
+import type { KnockPort } from '../src/config/types.js';
 import { DEFAULT_PORT } from '../src/protocol/constants.js';
 import { VERSION_TEXT } from '../src/version.js';
 import { writeClientKey } from '../keys/keygen-command.js';
 import { clientHome } from './home.js';
 import { runKnock } from './knock.js';
+import { runSequence } from './sequence.js';
+import { defaultConfigFile, loadProfileConfig } from './config-file.js';
+import { lookupProfile, MAX_DELAY_MS } from './profile.js';
+import { firstTcp, planKnock, type KnockFlags, type KnockPlan } from './plan.js';
+import { connectWhenOpen, DEFAULT_WAIT_MS } from './wait.js';
+import { relay } from './proxy.js';
 
 export interface ClientIo {
   stdout(s: string): void;
@@ -17,9 +27,16 @@ export interface ClientIo {
   readonly homedir: string;
   nowMs(): number;
   random(n: number): Uint8Array;
+  /** The byte streams `spa-knock proxy` relays (process.stdin / process.stdout). */
+  readonly stdin?: Readable;
+  readonly stdoutStream?: Writable;
 }
 
 export function processIo(): ClientIo {
+  // A reader that went away (spa-knock --help | head) is not an error worth a stack.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
   return {
     stdout: (s) => void process.stdout.write(s),
     stderr: (s) => void process.stderr.write(s),
@@ -27,6 +44,8 @@ export function processIo(): ClientIo {
     homedir: homedir(),
     nowMs: () => Date.now(),
     random: (n) => new Uint8Array(randomBytes(n)),
+    stdin: process.stdin,
+    stdoutStream: process.stdout,
   };
 }
 
@@ -43,65 +62,175 @@ function collectAccess(s: string, prev: Access[]): Access[] {
   }
 }
 
+function parseSequenceFlag(s: string): KnockPort[] {
+  const r = parseSequence(s);
+  if (typeof r === 'string') throw new InvalidArgumentError(r);
+  return r;
+}
+
+function parseDelay(s: string): number {
+  if (!/^[0-9]{1,6}$/.test(s) || Number(s) > MAX_DELAY_MS) throw new InvalidArgumentError(`expected milliseconds 0-${MAX_DELAY_MS}, got ${JSON.stringify(s)}`);
+  return Number(s);
+}
+
+export const MAX_TIMEOUT_SEC = 600;
+
+function parseTimeout(s: string): number {
+  const n = Number(s);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(s) || n <= 0 || n > MAX_TIMEOUT_SEC) throw new InvalidArgumentError(`expected seconds, more than 0 and at most ${MAX_TIMEOUT_SEC}, got ${JSON.stringify(s)}`);
+  return n;
+}
+
+function parseAllowIp(s: string): string {
+  if (s.toLowerCase() === 'auto') return 'auto';
+  return parseAddressOrThrow(s, '--allow-ip').text;
+}
+
 const KNOCK_HELP = `
 Sends one single-packet-authorization datagram to HOST: signed with your key,
 encrypted to the server's key, stamped with the time and a random nonce. The
 server opens the requested ports for your address; nothing ever answers.
+With --sequence (or a profile with a Sequence and no Key) it knocks a classic
+knockd port sequence instead: one SYN per TCP port, one datagram per UDP port.
 
 Examples:
   spa-knock keygen --id alice                 make ~/.config/spa-knock/alice.key
   spa-knock web1.example.org --key alice --server-key /etc/spa/server.pub
   spa-knock 2001:db8::10 --key alice --server-key spa1-server-pub:... -A tcp/22 -A udp/60001
   spa-knock web1 --key alice --server-key server.pub --dry-run
+  spa-knock web1                              everything from web1's profile
+  spa-knock web1 --wait -v && ssh web1        knock, then wait for tcp/22 to answer
+  spa-knock old1 --sequence 7000,8000:udp,9000 --delay 100
+  ssh -o ProxyCommand='spa-knock proxy %h %p' web1
 
 Files:
   $SPA_KNOCK_HOME, else $XDG_CONFIG_HOME/spa-knock, else ~/.config/spa-knock
       key directory: ID.key (secret, mode 0600) and ID.pub (the line to
       append to the server's authorized-keys file)
+  that directory's config
+      per-host profiles in ssh_config's syntax: Host patterns, then HostName,
+      Key, ServerKey, Port, Access, AllowIP, Sequence, Delay, AddressFamily;
+      the first value found for a keyword wins, flags win over the file
+      (see spa-knock(1))
 
 Exit status:
-  0 sent (or shown, with --dry-run); 1 the system failed (network, I/O);
-  2 a usage, key or name-resolution mistake
+  0 sent (or shown, with --dry-run; with --wait: and the port answered);
+  1 the system failed (network, I/O, --wait timed out);
+  2 a usage, profile, key or name-resolution mistake
 `;
+
+const PROXY_HELP = `
+For ssh's ProxyCommand: knocks HOST (with its profile, as spa-knock HOST does,
+asking for tcp/PORT unless an Access says otherwise), connects to HOST port PORT
+as soon as the door opens (retrying for --timeout seconds), then relays stdin
+and stdout until either side closes. Only relayed bytes are written to stdout;
+errors are one line on stderr.
+
+In ~/.ssh/config:
+  Host web1 web2
+      ProxyCommand spa-knock proxy %h %p
+
+Exit status:
+  0 the connection ended; 1 knock or connection failed; 2 a usage mistake
+`;
+
+/** The options spa-knock HOST and spa-knock proxy share. */
+function addKnockOptions(c: Command, home: string): Command {
+  return c
+    .option('-F, --config <file>', `profile file (default: ${defaultConfigFile(home)}); none: no file`)
+    .option('-k, --key <id>', 'key id: uses KEY_DIR/ID.key (default: the profile\'s Key)')
+    .option('--key-dir <dir>', `directory of client keys (default: ${home})`)
+    .option('-s, --server-key <key-or-file>', "the server's public key: spa1-server-pub:... text, or a file such as server.pub")
+    .option('-p, --port <n>', `server UDP port (default: ${DEFAULT_PORT})`, parsePort)
+    .addOption(new Option('-A, --access <proto/port>', 'access to ask for, repeatable').argParser(collectAccess).default([] as Access[], "the profile's Access, else tcp/22"))
+    .option('-a, --allow-ip <ip>', 'address to open for, or auto (default: the source address the kernel uses to reach HOST)', parseAllowIp)
+    .addOption(new Option('-4', 'use IPv4 only').conflicts('6'))
+    .addOption(new Option('-6', 'use IPv6 only'))
+    .option('--sequence <ports>', 'knock a classic knockd sequence instead: PORT[:tcp|udp],... such as 7000,8000:udp,9000', parseSequenceFlag)
+    .option('-d, --delay <ms>', 'pause between the knocks of a sequence (default: 0)', parseDelay)
+    .option('-t, --timeout <seconds>', `how long to keep trying to connect after the knock (default: ${DEFAULT_WAIT_MS / 1000})`, parseTimeout)
+    .option('-v, --verbose', 'say what was sent and how long the door took, on stderr');
+}
+
+function flagsOf(o: Record<string, unknown>): KnockFlags {
+  return {
+    key: o['key'] as string | undefined,
+    keyDir: o['keyDir'] as string | undefined,
+    serverKey: o['serverKey'] as string | undefined,
+    port: o['port'] as number | undefined,
+    access: dedupeAccess(o['access'] as Access[]),
+    allowIp: o['allowIp'] as string | undefined,
+    family: o['4'] ? 4 : o['6'] ? 6 : undefined,
+    sequence: o['sequence'] as KnockPort[] | undefined,
+    delayMs: o['delay'] as number | undefined,
+  };
+}
+
+/** Knocks as planned (SPA or sequence); returns the address knocked. */
+async function knockPlan(plan: KnockPlan, dryRun: boolean, verbose: boolean, io: ClientIo): Promise<Address> {
+  if (plan.kind === 'sequence') return (await runSequence(plan, { dryRun, verbose }, io)).target;
+  return (await runKnock({ plan, dryRun, verbose }, io)).target;
+}
+
+function planFor(host: string, o: Record<string, unknown>, io: ClientIo, home: string, defaultAccess: readonly Access[]): KnockPlan {
+  const config = loadProfileConfig(o['config'] as string | undefined, home, io.homedir);
+  const profile = lookupProfile(config, host);
+  if (o['verbose'] && profile.matchedLines.length > 0) {
+    const lines = profile.matchedLines.map((l) => (l === 0 ? 'the lines before any Host' : `Host on line ${l}`)).join(', ');
+    io.stderr(`spa-knock: ${host}: profile from ${config.file} (${lines})\n`);
+  }
+  return planKnock(host, flagsOf(o), profile, { home, defaultAccess });
+}
 
 export async function main(argv: readonly string[], io: ClientIo): Promise<number> {
   const home = clientHome(io.env, io.homedir);
   const program = new Command('spa-knock');
   program
-    .description('send a single-packet authorization knock (or make a client key)')
+    .description('send a single-packet authorization knock (or a classic sequence), or make a client key')
     .version(VERSION_TEXT, '-V, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show this help and exit')
-    .argument('<host>', 'server name or address (IPv4, IPv6, [IPv6])')
-    .option('-k, --key <id>', 'key id: uses KEY_DIR/ID.key')
-    .option('--key-dir <dir>', `directory of client keys (default: ${home})`)
-    .option('-s, --server-key <key-or-file>', "the server's public key: spa1-server-pub:... text, or a file such as server.pub")
-    .option('-p, --port <n>', `server UDP port (default: ${DEFAULT_PORT})`, parsePort)
-    .option('-A, --access <proto/port>', 'access to ask for, repeatable (default: tcp/22)', collectAccess, [] as Access[])
-    .option('-a, --allow-ip <ip>', 'address to open for (default: the source address the kernel uses to reach HOST)')
-    .addOption(new Option('-4', 'use IPv4 only').conflicts('6'))
-    .addOption(new Option('-6', 'use IPv6 only'))
-    .option('-n, --dry-run', 'print what would be sent (summary and hex) and send nothing')
-    .option('-v, --verbose', 'say what was sent, on stderr')
+    .argument('<host>', 'server name or address (IPv4, IPv6, [IPv6]), or a Host of the profile file');
+  addKnockOptions(program, home)
+    .option('-w, --wait', 'after the knock, wait until the first tcp access answers (see --timeout)')
+    .addOption(new Option('-n, --dry-run', 'print what would be sent (summary and hex) and send nothing').conflicts('wait'))
     .addHelpText('after', KNOCK_HELP)
     .action(async (host: string, o: Record<string, unknown>) => {
-      if (o['key'] === undefined) throw new UserError('usage', 'no key given: use --key ID (see spa-knock keygen --help)');
-      if (o['serverKey'] === undefined) throw new UserError('usage', `no server key for ${host}: use --server-key KEY_OR_FILE`);
-      const access = o['access'] as Access[];
-      await runKnock(
-        {
-          host,
-          keyId: o['key'] as string,
-          keyDir: (o['keyDir'] as string | undefined) ?? home,
-          serverKey: o['serverKey'] as string,
-          port: (o['port'] as number | undefined) ?? DEFAULT_PORT,
-          access: access.length > 0 ? dedupeAccess(access) : [{ proto: 'tcp', port: 22 }],
-          allowIp: o['allowIp'] as string | undefined,
-          family: o['4'] ? 4 : o['6'] ? 6 : undefined,
-          dryRun: Boolean(o['dryRun']),
-          verbose: Boolean(o['verbose']),
-        },
-        io,
-      );
+      const plan = planFor(host, o, io, home, [{ proto: 'tcp', port: 22 }]);
+      const verbose = Boolean(o['verbose']);
+      let waitFor: Access | undefined;
+      if (o['wait']) {
+        waitFor = firstTcp(plan.access);
+        if (!waitFor) throw new UserError('usage', `--wait: no tcp access to wait for (give -A tcp/PORT)`);
+      }
+      const target = await knockPlan(plan, Boolean(o['dryRun']), verbose, io);
+      if (waitFor) {
+        const timeoutMs = Math.round(((o['timeout'] as number | undefined) ?? DEFAULT_WAIT_MS / 1000) * 1000);
+        const c = await connectWhenOpen(host, target, waitFor.port, timeoutMs, io.nowMs);
+        c.socket.destroy();
+        if (verbose) io.stderr(`spa-knock: ${host} (${target.text}) ${accessText(waitFor)} answered after ${c.elapsedMs} ms\n`);
+      }
+    });
+
+  addKnockOptions(
+    program
+      .command('proxy')
+      .description('knock, then relay stdin/stdout to HOST PORT: an ssh ProxyCommand')
+      .argument('<host>', 'server name or address, or a Host of the profile file (ssh: %h)')
+      .argument('<port>', 'TCP port to connect to (ssh: %p)', parsePort),
+    home,
+  )
+    .addHelpText('after', PROXY_HELP)
+    .action(async (host: string, port: number, o: Record<string, unknown>) => {
+      const input = io.stdin;
+      const output = io.stdoutStream;
+      if (!input || !output) throw new Error('proxy needs byte streams for stdin and stdout');
+      const plan = planFor(host, o, io, home, [{ proto: 'tcp', port }]);
+      const verbose = Boolean(o['verbose']);
+      const target = await knockPlan(plan, false, verbose, io);
+      const timeoutMs = Math.round(((o['timeout'] as number | undefined) ?? DEFAULT_WAIT_MS / 1000) * 1000);
+      const c = await connectWhenOpen(host, target, port, timeoutMs, io.nowMs);
+      if (verbose) io.stderr(`spa-knock: ${host} (${target.text}) tcp/${port} answered after ${c.elapsedMs} ms; relaying\n`);
+      await relay(host, c.socket, input, output);
     });
 
   program
