@@ -1,13 +1,14 @@
 // Reads one_time_sequences files and rewrites them crash-safely after a use. Shell (fs).
 // The rewrite is tmp file + fsync + rename + fsync of the directory: after a crash at any
 // point the file holds either the old list or the new one, never a torn or empty one.
+import { readFileSync } from 'node:fs';
 import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SystemError, UserError } from '../src/errors.js';
 import type { KnockPort } from '../src/config/types.js';
 import { parseOneTimeFile, planOneTimeUse, type OneTimeFile, type OneTimePlan } from './core/one-time.js';
 
-/** Reads and parses a one_time_sequences file; a missing or unreadable file is a UserError. */
+/** Reads and parses a one_time_sequences file; a missing file is a UserError, an unreadable one a SystemError. */
 export async function readOneTimeFile(path: string): Promise<OneTimeFile & { readonly text: string }> {
   let text: string;
   try {
@@ -88,5 +89,45 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
     }
   } catch (e) {
     throw new SystemError('io', `${dir}: cannot sync directory: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * readOneTimeFile, synchronously: for `spa-server check` (whose loader is synchronous) and for
+ * the daemon's reload, which must read the file with no packet handled in between.
+ */
+export function readOneTimeFileSync(path: string): OneTimeFile & { readonly text: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError('file.missing', `one_time_sequences: no such file: ${path}`);
+    throw new SystemError('io', `${path}: cannot read: ${(e as Error).message}`, { cause: e });
+  }
+  return { text, ...parseOneTimeFile(text) };
+}
+
+/** What `spa-server check` says about a one_time_sequences file: every problem, FILE:LINE when it has a line. */
+export interface OneTimeCheckProblem {
+  readonly file: string;
+  readonly line?: number;
+  readonly message: string;
+}
+
+/**
+ * Checks a door's one_time_sequences file: it must exist and be readable, and every line that is
+ * not blank or a comment must be a sequence (knockd skips such a line silently; the daemon skips
+ * it with a warning). A file with no unused sequence left is not a problem here: knockd refuses
+ * to start then, the daemon starts with the door disabled and says so.
+ */
+export function checkOneTimeFile(path: string): { readonly problems: OneTimeCheckProblem[]; readonly remaining: number } {
+  try {
+    const f = readOneTimeFileSync(path);
+    return { problems: f.problems.map((p) => ({ file: path, line: p.line, message: p.message })), remaining: f.entries.length };
+  } catch (e) {
+    if (e instanceof UserError) return { problems: [{ file: path, message: 'no such file (one_time_sequences)' }], remaining: 0 };
+    if (e instanceof SystemError) return { problems: [{ file: path, message: `cannot read (one_time_sequences): ${(e.cause as NodeJS.ErrnoException | undefined)?.code ?? e.message}` }], remaining: 0 };
+    throw e;
   }
 }

@@ -102,7 +102,8 @@ export interface KnockState {
   ports: Map<string, DoorState[]>;
   nextId: number;
   readonly maxAttempts: number;
-  readonly local: ReadonlySet<string> | undefined;
+  /** Replaced (never mutated) by setLocalAddresses. */
+  local: ReadonlySet<string> | undefined;
   readonly knockdListBug: boolean;
 }
 
@@ -168,6 +169,16 @@ export function reloadKnockState(old: KnockState, doors: readonly KnockDoor[]): 
     }
   }
   return { state, effects };
+}
+
+/**
+ * New addresses of this host (the capture interface's, which may change at run time: DHCP, a
+ * hot-plugged link). Attempts in progress are kept; from now on only hits to these count for a
+ * door without target. undefined: every hit counts (see KnockOptions.localAddresses).
+ */
+export function setLocalAddresses(state: KnockState, addresses: readonly string[] | undefined): KnockState {
+  state.local = addresses ? new Set(addresses) : undefined;
+  return state;
 }
 
 /** The sequence a door now expects, or undefined when it is disabled (one-time list used up). */

@@ -1,0 +1,408 @@
+// spa-server as a knockd replacement, end to end: the real `knock` client (Debian's knockd
+// package) against spa-server run as a process on lo (real libpcap), configured from a
+// seeds-style knockd.conf; one_time_sequences across kill -9; floods from another address; SPA
+// and sequence doors in one file; every fixture config through `spa-server check`.
+// Needs root (capture) and knock.
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { canRun } from '../helpers/require.js';
+import { fileLines, makeKeys, startServer, stopAllServers, until, type ServerProcess } from '../helpers/server.js';
+
+const enabled = canRun({ root: true, tools: ['knock'] });
+const FIXTURES = join(import.meta.dirname, '../fixtures/knockd');
+
+// Ports below the ephemeral range (32768-60999 here), so no reply to some client's connection
+// (a SYN-ACK to its source port) can ever look like a knock; and away from the other suites'.
+const SPA_PORT = 28620;
+const SSH = [28101, 28102, 28103];
+const UDP = [28111, 28112];
+const MIXED = [28121, 28122, 28123];
+const SLOW = [28131, 28132, 28133];
+const OTP = [
+  [28201, 28202, 28203],
+  [28211, 28212, 28213],
+  [28221, 28222, 28223],
+];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The real knock client; resolves with its exit code. */
+function knock(...args: string[]): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('knock', args, { stdio: 'ignore' });
+    const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
+}
+
+/**
+ * `count` TCP connection attempts (one SYN each; closed ports answer RST) from `from` to
+ * 127.0.0.1 at ports chosen by `port(i)`, `parallel` at a time; bounded by `deadlineMs`.
+ * Returns how many were made.
+ */
+async function synStream(from: string, count: number, port: (i: number) => number, deadlineMs = 15_000, parallel = 32): Promise<number> {
+  const end = Date.now() + deadlineMs;
+  let next = 0;
+  let done = 0;
+  const one = (i: number) =>
+    new Promise<void>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port: port(i), localAddress: from });
+      const fin = () => {
+        s.destroy();
+        resolve();
+      };
+      s.setTimeout(2000, fin);
+      s.on('error', fin);
+      s.on('connect', fin);
+    });
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < count && Date.now() < end) {
+        await one(next++);
+        done++;
+      }
+    }),
+  );
+  return done;
+}
+
+describe.runIf(enabled)('spa-server with knockd.conf and the real knock client (libpcap on lo)', () => {
+  let work: string;
+  let effects: string;
+  let otpFile: string;
+  let server: ServerProcess | undefined;
+
+  const OTP_TEXT = `# one-time sequences for [otp], as knockd's man page writes them (a leading space)\n${OTP.map((s) => ` ${s.join(',')}`).join('\n')}\n`;
+
+  /** A knockd.conf in the seeds' style (seed 000 and 001, man page examples), on lo. */
+  const knockdConf = (extra = '') => `[options]
+        UseSyslog
+        Interface = lo
+        SPAPort   = ${SPA_PORT}
+        StateDir  = ${join(work, 'state')}
+
+[openSSH]
+        sequence    = ${SSH.join(',')}
+        seq_timeout = 5
+        command     = echo open openSSH %IP% >> ${effects}
+        tcpflags    = syn
+        cmd_timeout = 2
+        stop_command = echo close openSSH %IP% >> ${effects}
+        start_command_6 = echo open6 openSSH %IP% >> ${effects}
+        stop_command_6  = echo close6 openSSH %IP% >> ${effects}
+
+[SSH]
+sequence = ${UDP.map((p) => `${p}:udp`).join(',')}
+seq_timeout = 5
+start_command = echo open SSH %IP% >> ${effects}
+cmd_timeout = 2
+stop_command = echo close SSH %IP% >> ${effects}
+
+[mixed]
+        sequence      = ${MIXED[0]}:udp,${MIXED[1]}:tcp,${MIXED[2]}:udp
+        seq_timeout   = 15
+        tcpflags      = syn
+        start_command = echo open mixed %IP% >> ${effects}
+
+[slow]
+        sequence    = ${SLOW.join(',')}
+        seq_timeout = 30
+        tcpflags    = syn
+        command     = echo open slow %IP% >> ${effects}
+
+[otp]
+        one_time_sequences = ${otpFile}
+        seq_timeout        = 15
+        tcpflags           = syn
+        start_command      = echo open otp %IP% >> ${effects}
+        cmd_timeout        = 1
+        stop_command       = echo close otp %IP% >> ${effects}
+${extra}`;
+
+  let conf: string;
+
+  const start = async (text = knockdConf()): Promise<ServerProcess> => {
+    writeFileSync(conf, text);
+    server = await startServer(['run', '--config', conf, '--debug']);
+    return server;
+  };
+
+  const accepted = (s: ServerProcess, door: string, src = '127.0.0.1', from = 0) => s.waitFor((l) => l['msg'] === 'sequence accepted' && l['door'] === door && l['src'] === src, 10_000, from);
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'spa-knockd-'));
+    effects = join(work, 'effects');
+    otpFile = join(work, 'otp.sequences');
+    conf = join(work, 'knockd.conf');
+  });
+  afterEach(async () => {
+    await stopAllServers();
+    server = undefined;
+    rmSync(join(work, 'state'), { recursive: true, force: true });
+  });
+  afterAll(async () => {
+    await stopAllServers();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('the real knock client opens a door of a seeds-style knockd.conf; stop_command runs cmd_timeout later', async () => {
+    writeFileSync(effects, '');
+    writeFileSync(otpFile, OTP_TEXT);
+    const s = await start();
+    expect(await knock('127.0.0.1', ...SSH.map(String))).toBe(0);
+    const open = await accepted(s, 'openSSH');
+    await until(() => fileLines(effects).includes('open openSSH 127.0.0.1'), 3000, 'start_command');
+    const closed = await s.waitFor((l) => l['msg'] === 'closed' && l['door'] === 'openSSH', 6000);
+    expect(closed).toMatchObject({ addr: '127.0.0.1', id: expect.stringMatching(/^sequence/) });
+    await until(() => fileLines(effects).length === 2, 3000, 'stop_command');
+    expect(fileLines(effects)).toEqual(['open openSSH 127.0.0.1', 'close openSSH 127.0.0.1']);
+    const ms = Date.parse(String(closed['time'])) - Date.parse(String(open['time']));
+    expect(ms).toBeGreaterThanOrEqual(1900);
+    expect(ms).toBeLessThan(4500);
+  });
+
+  it('a wrong order opens nothing, and the right order just after still opens', async () => {
+    writeFileSync(effects, '');
+    writeFileSync(otpFile, OTP_TEXT);
+    const s = await start();
+    // 28101 starts an attempt, 28103 breaks it (a port of the sequence out of turn), 28102 then
+    // starts nothing (not a first knock): knockd's rules, docs/KNOCKD-SEMANTICS.md #2 and #3.
+    expect(await knock('127.0.0.1', String(SSH[0]), String(SSH[2]), String(SSH[1]))).toBe(0);
+    await s.waitFor((l) => l['msg'] === 'knock attempt ended' && l['door'] === 'openSSH' && l['reason'] === 'broken');
+    // Reverse order: the last port first is no start; then the first port starts an attempt
+    // that the test never completes.
+    expect(await knock('127.0.0.1', ...[...SSH].reverse().map(String))).toBe(0);
+    const mark = s.lines.length;
+    // The first port again is a duplicate of stage 1: it breaks that attempt (#5)...
+    expect(await knock('127.0.0.1', String(SSH[0]))).toBe(0);
+    await s.waitFor((l) => l['msg'] === 'knock attempt ended' && l['reason'] === 'broken', 5000, mark);
+    await sleep(300);
+    expect(s.lines.filter((l) => l['msg'] === 'sequence accepted')).toEqual([]);
+    expect(fileLines(effects)).toEqual([]);
+    // ...and the right order now opens.
+    expect(await knock('127.0.0.1', ...SSH.map(String))).toBe(0);
+    await accepted(s, 'openSSH');
+    await until(() => fileLines(effects).length === 1, 3000, 'start_command');
+    expect(fileLines(effects)).toEqual(['open openSSH 127.0.0.1']);
+  });
+
+  it('UDP sequences (`knock -u`), mixed UDP/TCP sequences, and start_command_6 for an IPv6 knocker', async () => {
+    writeFileSync(effects, '');
+    writeFileSync(otpFile, OTP_TEXT);
+    const s = await start();
+    // The same ports over TCP are no knock for a UDP door.
+    expect(await knock('127.0.0.1', ...UDP.map(String))).toBe(0);
+    expect(await knock('-u', '127.0.0.1', ...UDP.map(String))).toBe(0);
+    await accepted(s, 'SSH');
+    expect(await knock('127.0.0.1', `${MIXED[0]}:udp`, `${MIXED[1]}:tcp`, `${MIXED[2]}:udp`)).toBe(0);
+    await accepted(s, 'mixed');
+    expect(await knock('-6', '::1', ...SSH.map(String))).toBe(0);
+    await accepted(s, 'openSSH', '::1');
+    await until(() => fileLines(effects).length >= 3, 3000, 'start commands');
+    expect(fileLines(effects).sort()).toEqual(['open SSH 127.0.0.1', 'open mixed 127.0.0.1', 'open6 openSSH ::1']);
+    expect(s.lines.filter((l) => l['msg'] === 'sequence accepted')).toHaveLength(3);
+    await until(() => fileLines(effects).length === 5, 6000, 'stop commands');
+    expect(fileLines(effects).slice(3).sort()).toEqual(['close SSH 127.0.0.1', 'close6 openSSH ::1']);
+  });
+
+  it('one_time_sequences advance on use and survive kill -9: the used line stays commented, the next is current', async () => {
+    writeFileSync(effects, '');
+    writeFileSync(otpFile, OTP_TEXT);
+    let s = await start();
+    const [first, second, third] = OTP.map((seq) => seq.map(String)) as [string[], string[], string[]];
+    expect(await knock('127.0.0.1', ...first)).toBe(0);
+    await accepted(s, 'otp');
+    await s.waitFor((l) => l['msg'] === 'one-time sequence used' && l['line'] === 2 && l['remaining'] === 2);
+    await until(() => fileLines(effects).includes('open otp 127.0.0.1'), 3000, 'start_command');
+    // knockd's update: '#' over the first byte of the used line, nothing else changed.
+    const afterFirst = OTP_TEXT.replace(` ${OTP[0]!.join(',')}`, `#${OTP[0]!.join(',')}`);
+    expect(readFileSync(otpFile, 'utf8')).toBe(afterFirst);
+
+    await s.stop('SIGKILL');
+    s = await start();
+    // The used sequence no longer opens (its ports are not even captured now) ...
+    expect(await knock('127.0.0.1', ...first)).toBe(0);
+    // ... and the next one does.
+    const mark = s.lines.length;
+    expect(await knock('127.0.0.1', ...second)).toBe(0);
+    await accepted(s, 'otp', '127.0.0.1', mark);
+    expect(s.lines.filter((l) => l['msg'] === 'sequence accepted')).toHaveLength(1);
+    await s.waitFor((l) => l['msg'] === 'one-time sequence used' && l['line'] === 3 && l['remaining'] === 1);
+    const afterSecond = afterFirst.replace(` ${OTP[1]!.join(',')}`, `#${OTP[1]!.join(',')}`);
+    expect(readFileSync(otpFile, 'utf8')).toBe(afterSecond);
+
+    // Right after the use, before cmd_timeout: killed again. The next start runs the pending
+    // stop_command (the journal), and the third sequence is current.
+    await s.stop('SIGKILL');
+    await sleep(1200);
+    s = await start();
+    await until(() => fileLines(effects).filter((l) => l === 'close otp 127.0.0.1').length >= 1, 3000, 'stop_command at start');
+    expect(await knock('127.0.0.1', ...second)).toBe(0);
+    const mark2 = s.lines.length;
+    expect(await knock('127.0.0.1', ...third)).toBe(0);
+    await accepted(s, 'otp', '127.0.0.1', mark2);
+    await s.waitFor((l) => l['msg'] === 'one-time sequence used' && l['line'] === 4 && l['remaining'] === 0);
+    expect(s.lines.filter((l) => l['msg'] === 'sequence accepted')).toHaveLength(1);
+    expect(readFileSync(otpFile, 'utf8')).toBe(afterSecond.replace(` ${OTP[2]!.join(',')}`, `#${OTP[2]!.join(',')}`));
+    const opens = () => fileLines(effects).filter((l) => l.startsWith('open'));
+    await until(() => opens().length >= 3, 3000, 'third start_command');
+    expect(opens()).toEqual(['open otp 127.0.0.1', 'open otp 127.0.0.1', 'open otp 127.0.0.1']);
+  });
+
+  it('SYN streams from another address, to other ports and to the sequence ports, do not break a knock in progress', async () => {
+    writeFileSync(effects, '');
+    writeFileSync(otpFile, OTP_TEXT);
+    const s = await start();
+    expect(await knock('127.0.0.1', String(SLOW[0]))).toBe(0);
+    await s.waitFor((l) => l['msg'] === 'knock stage' && l['door'] === 'slow' && l['src'] === '127.0.0.1' && l['stage'] === 1);
+    // 2000 SYNs from 127.0.0.2 to ports of no sequence (the capture filter keeps them in the kernel) ...
+    expect(await synStream('127.0.0.2', 2000, (i) => 29000 + (i % 500))).toBe(2000);
+    // ... and 600 to the door's first two ports, the second being the one 127.0.0.1 needs next:
+    // 127.0.0.2's own attempts start, advance and break (it never sends the last port), while
+    // 127.0.0.1's is untouched.
+    const mark = s.lines.length;
+    expect(await synStream('127.0.0.2', 600, (i) => SLOW[i % 2]!)).toBe(600);
+    await s.waitFor((l) => l['msg'] === 'knock attempt ended' && l['src'] === '127.0.0.2' && l['reason'] === 'broken', 5000, mark);
+    expect(await knock('127.0.0.1', String(SLOW[1]), String(SLOW[2]))).toBe(0);
+    await accepted(s, 'slow');
+    await until(() => fileLines(effects).length === 1, 3000, 'start_command');
+    expect(fileLines(effects)).toEqual(['open slow 127.0.0.1']);
+    // The stream to the sequence ports did reach the state machine (so this test can fail).
+    expect(s.lines.slice(mark).filter((l) => l['msg'] === 'knock stage' && l['src'] === '127.0.0.2').length).toBeGreaterThan(10);
+    expect(s.lines.filter((l) => l['msg'] === 'sequence accepted' && l['src'] === '127.0.0.2')).toEqual([]);
+  });
+
+  it('knocks to an address of another interface do not count (knockd matches the capture interface\u2019s addresses)', async () => {
+    writeFileSync(effects, '');
+    writeFileSync(otpFile, OTP_TEXT);
+    const s = await start();
+    // 127.0.0.2 is routed through lo but is not one of lo's addresses (127.0.0.1, ::1).
+    expect(await knock('127.0.0.2', ...SSH.map(String))).toBe(0);
+    expect(await knock('127.0.0.1', ...UDP.map(String).map((p) => `${p}:udp`))).toBe(0);
+    await accepted(s, 'SSH');
+    expect(s.lines.filter((l) => l['msg'] === 'knock stage' && l['door'] === 'openSSH')).toEqual([]);
+    expect(s.lines.find((l) => l['msg'] === 'sequence doors count knocks to these addresses')).toMatchObject({ iface: 'lo', addresses: expect.arrayContaining(['127.0.0.1', '::1']) });
+  });
+
+  it('SPA doors and sequence doors in one file both work, interleaved', async () => {
+    writeFileSync(effects, '');
+    writeFileSync(otpFile, OTP_TEXT);
+    const keys = await makeKeys(['alice']);
+    const spaDoor = `
+[ssh]
+        spa_keys      = ${keys.authorized('ssh', ['alice'])}
+        access        = tcp/22
+        start_command = echo open ssh %ID% %IP% %PROTO%/%PORT% >> ${effects}
+        cmd_timeout   = 2
+        stop_command  = echo close ssh %ID% %IP% %PROTO%/%PORT% >> ${effects}
+`;
+    const text = knockdConf(spaDoor).replace('[openSSH]', `        ServerKey = ${keys.serverKey}\n\n[openSSH]`);
+    const s = await start(text);
+    expect(await knock('127.0.0.1', String(SSH[0]))).toBe(0);
+    await s.waitFor((l) => l['msg'] === 'knock stage' && l['door'] === 'openSSH' && l['stage'] === 1);
+    const r = await runCli('spa-knock', ['127.0.0.1', '--key', 'alice', '--server-key', keys.serverPub, '--port', String(SPA_PORT)], { env: { SPA_KNOCK_HOME: keys.clientHome } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await s.waitFor((l) => l['msg'] === 'accepted')).toMatchObject({ door: 'ssh', id: 'alice', src: '127.0.0.1' });
+    expect(await knock('127.0.0.1', String(SSH[1]), String(SSH[2]))).toBe(0);
+    await accepted(s, 'openSSH');
+    await until(() => fileLines(effects).length === 2, 3000, 'both start commands');
+    expect(fileLines(effects).sort()).toEqual(['open openSSH 127.0.0.1', 'open ssh alice 127.0.0.1 tcp/22']);
+    await until(() => fileLines(effects).length === 4, 6000, 'both stop commands');
+    expect(fileLines(effects).slice(2).sort()).toEqual(['close openSSH 127.0.0.1', 'close ssh alice 127.0.0.1 tcp/22']);
+    rmSync(keys.dir, { recursive: true, force: true });
+  });
+
+  // knockd runs start_command on every completed sequence and, in the same forked child,
+  // stop_command cmd_timeout later: two completions, two starts, two stops, each stop
+  // cmd_timeout after its own start. With `iptables -A`/`-D` that adds two rules and removes
+  // both. The daemon now re-arms one close timer per (door, address) instead, so the second
+  // rule is never removed: see the report to the lead. Flip to it() when the daemon pairs them.
+  it.fails('two completions while open: start twice, stop twice, each cmd_timeout after its own start (knockd)', async () => {
+    writeFileSync(effects, '');
+    writeFileSync(otpFile, OTP_TEXT);
+    const s = await start();
+    expect(await knock('127.0.0.1', ...SSH.map(String))).toBe(0);
+    const first = await accepted(s, 'openSSH');
+    await sleep(1000);
+    const mark = s.lines.length;
+    expect(await knock('127.0.0.1', ...SSH.map(String))).toBe(0);
+    await accepted(s, 'openSSH', '127.0.0.1', mark);
+    await until(() => fileLines(effects).length === 2, 3000, 'two start commands');
+    const closes = () => s.lines.filter((l) => l['msg'] === 'closed' && l['door'] === 'openSSH');
+    await until(() => closes().length >= 1, 5000, 'first stop');
+    const firstClose = closes()[0]!;
+    const ms = Date.parse(String(firstClose['time'])) - Date.parse(String(first['time']));
+    expect(ms).toBeGreaterThanOrEqual(1900);
+    expect(ms).toBeLessThan(2900);
+    await until(() => fileLines(effects).length === 4, 4000, 'two stop commands');
+    expect(fileLines(effects)).toEqual(['open openSSH 127.0.0.1', 'open openSSH 127.0.0.1', 'close openSSH 127.0.0.1', 'close openSSH 127.0.0.1']);
+  });
+});
+
+describe.runIf(enabled)('spa-server check on every knockd.conf fixture', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'spa-check-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const all = readdirSync(FIXTURES).filter((f) => f.endsWith('.conf'));
+
+  it('has the fixtures it expects', () => {
+    expect(all.filter((f) => f.startsWith('seed-')).length).toBeGreaterThanOrEqual(4);
+  });
+
+  it.each(all.filter((f) => !f.startsWith('bad-') && f !== 'mixed-spa.conf'))('%s: check exits 0 and names every door', async (f) => {
+    let text = readFileSync(join(FIXTURES, f), 'utf8');
+    // The man page's one_time_sequences path points into /etc; the file it names must exist for
+    // the server to start, so the copy points at one made here. Nothing else is changed.
+    const otp = join(dir, 'smtp_sequences');
+    writeFileSync(otp, ' 1001,1002,1003\n 2001,2002,2003\n');
+    text = text.replaceAll('/etc/knockd/smtp_sequences', otp);
+    const file = join(dir, f);
+    writeFileSync(file, text);
+    const r = await runCli('spa-server', ['check', '--config', file]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const names = [...text.matchAll(/^\s*\[([^\]]+)\]/gm)].map((m) => m[1]).filter((n) => n !== 'options');
+    expect(r.stdout).toBe(`${file}: OK: ${names.length} door${names.length === 1 ? '' : 's'} (${names.map((n) => `${n}: sequence`).join(', ')}), 0 authorized keys\n`);
+  });
+
+  it('mixed-spa.conf: check exits 0 once its key files exist', async () => {
+    const keys = await makeKeys(['alice', 'bob']);
+    const text = readFileSync(join(FIXTURES, 'mixed-spa.conf'), 'utf8')
+      .replace('/etc/spa/server.key', keys.serverKey)
+      .replace('/etc/spa/ssh.keys', keys.authorized('ssh', ['alice']))
+      .replace('/etc/spa/dns.keys', keys.authorized('dns', ['bob']))
+      .replace('/var/lib/spa', join(dir, 'state'));
+    const file = join(dir, 'mixed-spa.conf');
+    writeFileSync(file, text);
+    // firewall nftables: check looks for nft on PATH (Debian's nftables package is installed here).
+    const r = await runCli('spa-server', ['check', '--config', file]);
+    expect(r.stderr).toBe('');
+    expect(r).toMatchObject({ code: 0, stdout: `${file}: OK: 3 doors (ssh: spa, dns: spa, openSSH: sequence), 2 authorized keys\n` });
+    rmSync(keys.dir, { recursive: true, force: true });
+  });
+
+  it('bad-seed-003-placeholder.conf (a blog\u2019s x,y,z placeholder): every problem as FILE:LINE, exit 2', async () => {
+    const file = join(dir, 'bad-seed-003-placeholder.conf');
+    copyFileSync(join(FIXTURES, 'bad-seed-003-placeholder.conf'), file);
+    const r = await runCli('spa-server', ['check', '--config', file]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `spa-server: ${file}:1: door [openSSH] needs start_command (or command): what to run when the sequence is knocked\n` +
+        `spa-server: ${file}:2: sequence: expected PORT[:tcp|udp],... such as 7000,8000:udp,9000, got "x"\n` +
+        'spa-server: 2 problems found\n',
+    );
+  });
+});
