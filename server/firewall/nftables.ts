@@ -36,6 +36,8 @@ export function nftablesBackend(options: NftablesOptions = {}): Backend {
   const nft = (commands: string[]): Step => ({ argv: [bin, commands.join('; ')] });
 
   const setName = (o: Opening): string => (o.addr.family === 4 ? 'allow4' : 'allow6');
+  // `add` of an existing table or identical set is a no-op: setup and close both declare them.
+  const addSet = (family: 4 | 6): string => `add set ${t} allow${family} { type ipv${family}_addr . inet_proto . inet_service ; flags timeout ; }`;
   const element = (o: Opening): string => `${o.addr.text} . ${o.access.proto} . ${o.access.port}`;
   // Add (a no-op if present), delete, add with the new timeout: one transaction that sets
   // the timeout whether or not the element exists. A plain `add element` on an existing
@@ -52,8 +54,8 @@ export function nftablesBackend(options: NftablesOptions = {}): Backend {
       const guarded = protectedAccess(assertDoorRules(doors));
       const commands = [
         `add table ${t}`,
-        `add set ${t} allow4 { type ipv4_addr . inet_proto . inet_service ; flags timeout ; }`,
-        `add set ${t} allow6 { type ipv6_addr . inet_proto . inet_service ; flags timeout ; }`,
+        addSet(4),
+        addSet(6),
         `add chain ${t} input { type filter hook input priority ${priority} ; policy accept ; }`,
         // The chain is rebuilt at every start; the sets (the current openings) are kept.
         `flush chain ${t} input`,
@@ -74,8 +76,11 @@ export function nftablesBackend(options: NftablesOptions = {}): Backend {
     close(o: Opening): Step[] {
       const s = `${t} ${setName(o)}`;
       const e = element(assertOpening(o));
-      // The add makes the delete succeed when the kernel has already expired the element.
-      return [nft([`add element ${s} { ${e} timeout 1s }`, `delete element ${s} { ${e} }`])];
+      // The add element makes the delete succeed when the kernel has already expired the
+      // element; the add table and add set, when the table is gone altogether (a reboot, `nft
+      // flush ruleset`): closing what no longer exists must succeed, or the journal would keep
+      // a stale opening forever. What they may create is an empty table with no chain: inert.
+      return [nft([`add table ${t}`, addSet(o.addr.family), `add element ${s} { ${e} timeout 1s }`, `delete element ${s} { ${e} }`])];
     },
     teardown(doors: readonly DoorRules[]): Step[] {
       assertDoorRules(doors);

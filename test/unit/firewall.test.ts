@@ -75,12 +75,12 @@ describe('nftables', () => {
       ],
     ]);
   });
-  it('close deletes the element, also when it has already expired', () => {
+  it('close deletes the element, also when it has already expired or the table is gone', () => {
     expect(argvs(b.close(o4))).toEqual([
-      ['nft', 'add element inet spa allow4 { 192.0.2.7 . tcp . 22 timeout 1s }; delete element inet spa allow4 { 192.0.2.7 . tcp . 22 }'],
+      ['nft', 'add table inet spa; add set inet spa allow4 { type ipv4_addr . inet_proto . inet_service ; flags timeout ; }; add element inet spa allow4 { 192.0.2.7 . tcp . 22 timeout 1s }; delete element inet spa allow4 { 192.0.2.7 . tcp . 22 }'],
     ]);
     expect(argvs(b.close(o6))).toEqual([
-      ['nft', 'add element inet spa allow6 { 2001:db8::9 . udp . 53 timeout 1s }; delete element inet spa allow6 { 2001:db8::9 . udp . 53 }'],
+      ['nft', 'add table inet spa; add set inet spa allow6 { type ipv6_addr . inet_proto . inet_service ; flags timeout ; }; add element inet spa allow6 { 2001:db8::9 . udp . 53 timeout 1s }; delete element inet spa allow6 { 2001:db8::9 . udp . 53 }'],
     ]);
   });
   it('teardown deletes only its own table, even when it is not there', () => {
