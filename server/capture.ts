@@ -1,6 +1,6 @@
 // The cap (libpcap) wrapper: opens a capture, decodes each frame synchronously and hands out
 // frames whose bytes are copies. Shell. It owns the Buffer cap writes into (DESIGN.md, "cap and its
-// buffer") and keeps a packet flood from starving the event loop (see Capture.onPacket).
+// buffer"), never lets V8 collect a cap handle, and keeps a flood from starving the event loop.
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { SystemError } from '../src/errors.js';
@@ -17,8 +17,15 @@ import {
 export const DEFAULT_KERNEL_BUFFER_BYTES = 64 * 1024 * 1024;
 /** cap asks libpcap for a 65535-byte snaplen; a frame buffer this size never truncates. */
 export const DEFAULT_FRAME_BUFFER_BYTES = 65535;
-/** Longest the capture may hold the event loop before it yields (see onPacket). */
-export const DEFAULT_MAX_BURST_MS = 50;
+/** After this long without the event loop turning, frames are counted and dropped (onPacket). */
+export const DEFAULT_MAX_BURST_MS = 100;
+/** After this long, the handle is closed and reopened so the loop can turn (onPacket). */
+export const DEFAULT_MAX_STALL_MS = 1000;
+/**
+ * Every cap handle this process ever made is kept (see `retained`), ~1 KB each measured here.
+ * Reopens stop at this many (10 MB); the capture then only sheds.
+ */
+export const MAX_RETAINED_HANDLES = 10_000;
 
 export type CaptureRejectReason = FrameRejectReason | 'capture.truncated';
 
@@ -27,10 +34,12 @@ export interface CaptureOptions {
   readonly iface: string;
   /** libpcap filter expression (server/bpf.ts builds it). */
   readonly filter: string;
+  /** libpcap's ring (pcap_set_buffer_size); default DEFAULT_KERNEL_BUFFER_BYTES. */
   readonly kernelBufferBytes?: number;
-  readonly frameBufferBytes?: number;
-  /** Infinity turns the breaker off (cap then drains the ring however long that takes). */
+  /** Infinity: never shed. */
   readonly maxBurstMs?: number;
+  /** Infinity: never reopen (with maxBurstMs Infinity too, cap drains its ring however long it takes). */
+  readonly maxStallMs?: number;
 }
 
 export interface CaptureStats {
@@ -41,8 +50,10 @@ export interface CaptureStats {
   /** Frames refused, truncated ones included (by reason in rejectedBy). */
   readonly rejected: number;
   readonly rejectedBy: Readonly<Partial<Record<CaptureRejectReason, number>>>;
-  /** Times the capture closed and reopened its handle to let the event loop run. */
-  readonly pauses: number;
+  /** Frames dropped undecoded because the capture had held the event loop for maxBurstMs. */
+  readonly shed: number;
+  /** Times the capture closed and reopened its handle because a burst lasted maxStallMs. */
+  readonly reopens: number;
 }
 
 // cap 0.2.1 ships no types; this is the part of its API we use (lib/Cap.js, src/binding.cc).
@@ -50,17 +61,23 @@ interface CapHandle {
   open(device: string, filter: string, kernelBufferBytes: number, buffer: Buffer): string;
   close(): boolean;
   on(event: 'packet', listener: (nbytes: number, truncated: boolean) => void): unknown;
+  removeAllListeners(event: 'packet'): unknown;
 }
 interface CapModule {
   Cap: { new (): CapHandle; deviceList(): { name: string }[] };
 }
 const { Cap } = createRequire(import.meta.url)('cap') as CapModule;
 
-// A cap handle whose open() threw after pcap_create has a never-initialised uv_poll_t; when V8
-// collects it, its destructor calls uv_poll_stop on that garbage (seen here: SIGSEGV or an
-// assertion abort at the next gc()). Such handles, and the Buffer they point at, are kept here
-// for the life of the process. Only failed opens land here, so it grows only on errors.
-const failedHandles: { handle: CapHandle; buffer: Buffer }[] = [];
+// No cap handle may ever be collected: its destructor is unsafe whatever state it is in (cap 0.2.1,
+// src/binding.cc, seen here):
+// - closed or never opened: ~Pcap's Nan::AsyncResource calls node::EmitAsyncDestroy from inside
+//   V8's GC weak callback, which segfaults in AsyncWrap::EmitDestroy when the collection is
+//   triggered from some JS (reproduced in plain node and in vitest workers);
+// - open() threw after pcap_create: ~Pcap calls uv_poll_stop on a never-initialised uv_poll_t
+//   (SIGSEGV, or an assertion abort in uv_poll_stop).
+// So every handle is kept here for the life of the process: one per Capture in normal use, plus
+// one per reopen (bounded by MAX_RETAINED_HANDLES) and per failed open.
+const retained: CapHandle[] = [];
 
 type FrameHandler = (frame: Frame) => void;
 type RejectHandler = (reason: CaptureRejectReason) => void;
@@ -83,13 +100,15 @@ export class Capture {
   private frames = 0;
   private rejected = 0;
   private readonly rejectedBy: Partial<Record<CaptureRejectReason, number>> = {};
-  private pauses = 0;
+  private shed = 0;
+  private reopens = 0;
   /** performance.now() of the first frame since the event loop last turned; -1 between bursts. */
   private burstStartMs = -1;
   private readonly endBurst = (): void => {
     this.burstStartMs = -1;
   };
 
+  /** frameBufferBytes: the largest frame kept whole; longer ones are rejected as capture.truncated. */
   constructor(frameBufferBytes: number = DEFAULT_FRAME_BUFFER_BYTES) {
     if (!Number.isInteger(frameBufferBytes) || frameBufferBytes < 64) {
       throw new RangeError(`frameBufferBytes: expected an integer >= 64, got ${String(frameBufferBytes)}`);
@@ -126,8 +145,8 @@ export class Capture {
       iface: options.iface,
       filter: options.filter,
       kernelBufferBytes: options.kernelBufferBytes ?? DEFAULT_KERNEL_BUFFER_BYTES,
-      frameBufferBytes: this.buffer.length,
       maxBurstMs: options.maxBurstMs ?? DEFAULT_MAX_BURST_MS,
+      maxStallMs: options.maxStallMs ?? DEFAULT_MAX_STALL_MS,
     };
     if (!Number.isInteger(this.options.kernelBufferBytes) || this.options.kernelBufferBytes <= 0) {
       throw new RangeError(`kernelBufferBytes: expected a positive integer, got ${String(options.kernelBufferBytes)}`);
@@ -147,7 +166,8 @@ export class Capture {
       frames: this.frames,
       rejected: this.rejected,
       rejectedBy: { ...this.rejectedBy },
-      pauses: this.pauses,
+      shed: this.shed,
+      reopens: this.reopens,
     };
   }
 
@@ -156,13 +176,16 @@ export class Capture {
     this.closed = true;
     const h = this.handle;
     this.handle = undefined;
-    // Called from a packet listener, cap stops after this frame and pcap_close()s on the way out.
-    h?.close();
+    if (h !== undefined) closeHandle(h);
   }
 
   private openHandle(): LinkType {
     const o = this.options!;
+    if (retained.length >= MAX_RETAINED_HANDLES) {
+      throw new SystemError('capture', `${o.iface}: cannot capture: ${MAX_RETAINED_HANDLES} capture handles made already`);
+    }
     const handle = new Cap();
+    retained.push(handle);
     const buffer = this.buffer;
     // The listener's closure holds `view`, a view of the same ArrayBuffer: an open handle (cap
     // Ref()s itself while open) keeps its listener, and so the memory cap writes to, alive even
@@ -175,13 +198,14 @@ export class Capture {
     try {
       name = handle.open(o.iface, o.filter, o.kernelBufferBytes, buffer);
     } catch (err) {
-      failedHandles.push({ handle, buffer });
+      // The handle stays in `retained`, and so does the listener's `view` of the Buffer cap was
+      // given: a failed open has no poll handle, so nothing is written to it, but keep it anyway.
       const msg = err instanceof Error ? err.message : String(err);
       throw new SystemError('capture', `${o.iface}: cannot capture: ${msg}`, { cause: err });
     }
     const linkType = linkTypeFromCap(name);
     if (linkType === undefined) {
-      handle.close();
+      closeHandle(handle);
       throw new SystemError('capture', `${o.iface}: link type ${name} is not supported`);
     }
     this.handle = handle;
@@ -192,14 +216,20 @@ export class Capture {
    * One frame, already copied by cap into this.buffer[0, nbytes).
    *
    * Starvation: cap's poll callback calls pcap_dispatch(1) in a loop until the ring is empty, and
-   * it is the only way back to the event loop. Under a flood faster than we handle frames the ring
-   * never empties and timers (the ones that close firewall rules) would never run. So we note
-   * when a burst starts (the first frame since the loop last reached its check phase, which a
-   * setImmediate marks) and once a burst has lasted maxBurstMs we close the handle: cap leaves
-   * its loop after this frame, the loop runs timers, and a setImmediate opens a fresh handle.
-   * (A closed cap handle cannot be reopened: binding.cc never clears its `closing` flag.)
-   * The cost: frames queued in the old ring and those arriving during the reopen (~50 ms with a
-   * 64 MiB ring, measured here) are lost — during a flood we cannot keep up with anyway.
+   * only then returns to the event loop. Under a flood faster than we handle frames the ring
+   * never empties and timers (the ones that close firewall rules) never run. So we note when a
+   * burst starts (the first frame since the loop last reached its check phase, which a
+   * setImmediate marks), and:
+   * - past maxBurstMs, frames are counted as shed and dropped undecoded. cap alone empties the
+   *   ring several times faster than it fills from one sender here, so the burst ends soon and
+   *   the loop turns; a valid knock in that window is lost, as it would be in a full ring.
+   * - past maxStallMs (a flood faster than cap itself), the handle is closed: cap leaves its loop
+   *   after this frame, the loop runs its timers, and a setImmediate opens a fresh handle (a
+   *   closed cap handle cannot be reopened: binding.cc never clears its `closing` flag). Frames
+   *   in the old ring and during the reopen are lost (pcap_close ~25 ms, a 64 MiB open 30-90 ms,
+   *   measured here), and each reopen retains one more handle (~1 KB, see `retained`).
+   * The real fix is in cap: dispatch a bounded number of frames per poll callback (uv_poll is
+   * level-triggered; the rest would come on the next turn).
    */
   private onPacket(handle: CapHandle, view: Uint8Array, nbytes: number, truncated: boolean): void {
     if (handle !== this.handle) return; // a frame cap delivers while closing: not ours any more
@@ -208,8 +238,13 @@ export class Capture {
     if (this.burstStartMs < 0) {
       this.burstStartMs = t;
       setImmediate(this.endBurst);
-    } else if (t - this.burstStartMs > this.options!.maxBurstMs) {
-      this.pause();
+    } else {
+      const burstMs = t - this.burstStartMs;
+      if (burstMs > this.options!.maxStallMs) this.pause();
+      if (burstMs > this.options!.maxBurstMs) {
+        this.shed++;
+        return;
+      }
     }
     if (truncated) {
       this.reject('capture.truncated');
@@ -241,10 +276,11 @@ export class Capture {
 
   private pause(): void {
     const h = this.handle;
-    if (h === undefined) return;
+    // Out of handles to spend: keep shedding (the loop still starves if cap alone cannot keep up).
+    if (h === undefined || retained.length >= MAX_RETAINED_HANDLES) return;
     this.handle = undefined;
-    this.pauses++;
-    h.close();
+    this.reopens++;
+    closeHandle(h);
     setImmediate(() => this.reopen());
   }
 
@@ -263,4 +299,12 @@ export class Capture {
       this.errorHandler(e);
     }
   }
+}
+
+// Called from a packet listener, cap stops after the current frame and pcap_close()s on its way
+// out, before any other JS runs; otherwise at once. Either way it never writes to the Buffer
+// again, so the listener (and its view of the Buffer) can go; the handle itself stays retained.
+function closeHandle(h: CapHandle): void {
+  h.close();
+  h.removeAllListeners('packet');
 }

@@ -1,6 +1,6 @@
 // Runs server/capture.ts (built, from dist/) in its own process for the capture tests.
 // Usage: node --expose-gc capture-child.mjs '{"port":62201,"datagramBytes":120,"version":1,
-//   "runMs":4000,"gcEveryMs":10,"tickMs":100,"busyUsPerFrame":0,"maxBurstMs":50}'
+//   "runMs":4000,"dropCapture":false,"gcEveryMs":10,"tickMs":100,"busyUsPerFrame":0,"maxBurstMs":100,"maxStallMs":1000}'
 // Prints {"ready":true} once the capture is open, then after runMs one JSON line with the counts,
 // and exits 0. A crash (the bug DESIGN.md describes) shows as a signal or a non-zero exit.
 import { Capture } from '../../dist/server/capture.js';
@@ -33,12 +33,21 @@ function start() {
   capture.open({
     iface: 'lo',
     filter: buildFilter({ spaPort: o.port, datagramBytes: o.datagramBytes, version: o.version, tcpPorts: [], udpPorts: [] }),
-    maxBurstMs: o.maxBurstMs === null ? Infinity : Number(o.maxBurstMs ?? 50),
+    // null turns a limit off; absent means the Capture's default.
+    ...(o.maxBurstMs === undefined ? {} : { maxBurstMs: o.maxBurstMs === null ? Infinity : Number(o.maxBurstMs) }),
+    ...(o.maxStallMs === undefined ? {} : { maxStallMs: o.maxStallMs === null ? Infinity : Number(o.maxStallMs) }),
   });
   return { capture, counts: () => ({ frames, payloadOk }) };
 }
 
 let { capture, counts } = start();
+// dropCapture: keep no reference to the Capture at all while it runs, so only what the Capture
+// and cap hold themselves keeps the Buffer alive.
+let finalStats = () => capture.stats();
+if (o.dropCapture) {
+  capture = undefined;
+  finalStats = () => undefined;
+}
 let ticks = 0;
 let maxGapMs = 0;
 let last = performance.now();
@@ -55,9 +64,11 @@ setTimeout(() => {
   clearInterval(tick);
   if (collector) clearInterval(collector);
   const elapsedMs = performance.now() - t0;
-  const stats = capture.stats();
-  capture.close();
+  const stats = finalStats();
+  capture?.close();
   console.log(JSON.stringify({ ...counts(), stats, ticks, expectedTicks: Math.floor(elapsedMs / tickMs), maxGapMs: Math.round(maxGapMs), elapsedMs: Math.round(elapsedMs) }));
   capture = undefined;
   counts = undefined;
+  // A dropped Capture is still open; exit instead of waiting for a handle nobody can close.
+  if (o.dropCapture) process.exit(0);
 }, runMs);
