@@ -189,6 +189,8 @@ export async function main(argv: readonly string[], io: ClientIo): Promise<numbe
     .description('send a single-packet authorization knock (or a classic sequence), or make a client key')
     .version(VERSION_TEXT, '-V, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show this help and exit')
+    // proxy has the same options as the knock itself: they belong to the (sub)command they follow.
+    .enablePositionalOptions()
     .argument('<host>', 'server name or address (IPv4, IPv6, [IPv6]), or a Host of the profile file');
   addKnockOptions(program, home)
     .option('-w, --wait', 'after the knock, wait until the first tcp access answers (see --timeout)')
