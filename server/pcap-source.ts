@@ -30,7 +30,7 @@ export function openPcapSource(o: PcapSourceOptions): PacketSource {
   return {
     stats: () => {
       const s = capture.stats();
-      return { received: s.received, frames: s.frames, rejected: s.rejected, pauses: s.pauses };
+      return { received: s.received, frames: s.frames, rejected: s.rejected, shed: s.shed, reopens: s.reopens };
     },
     close: () => capture.close(),
   };

@@ -8,10 +8,10 @@ import type { Frame } from './core/frame.js';
 export interface PacketSource {
   /**
    * Capture counters where there are any. cap 0.2.1 does not expose pcap_stats, so kernel
-   * drops are not known; `pauses` counts the times the capture yielded to the event loop
-   * under a flood (frames in the ring are lost then).
+   * drops are not known; `shed` counts frames dropped undecoded so that timers could run
+   * under a flood, `reopens` the times the handle was reopened for the same reason.
    */
-  stats(): { received: number; frames: number; rejected: number; pauses: number } | undefined;
+  stats(): { received: number; frames: number; rejected: number; shed: number; reopens: number } | undefined;
   close(): void;
 }
 
