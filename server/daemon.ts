@@ -13,7 +13,7 @@ import type { Frame } from './core/frame.js';
 import { chooseDoor } from './core/policy.js';
 import { GrantTable, SEQUENCE_ID, grantKey, openingOf, type Grant } from './core/grants.js';
 import { RateLimiter } from './core/rate-limit.js';
-import { type Backend, type Step } from './firewall/index.js';
+import { protectedAccess, type Backend, type Step } from './firewall/index.js';
 import { applyAll } from './firewall/run.js';
 import type { Logger } from './log.js';
 import { formatProblem, loadRuntime, type Runtime } from './runtime.js';
@@ -53,7 +53,7 @@ export class Daemon {
   private source: PacketSource | undefined;
   private sequences: SequenceEngine | undefined;
   private intervals: NodeJS.Timeout[] = [];
-  private lastPauses = 0;
+  private lastShed = 0;
   private stopping = false;
   private control: Server | undefined;
   readonly counters = { accepted: 0, rejected: 0 };
@@ -158,6 +158,7 @@ export class Daemon {
       const doors = this.runtime.config.doors.flatMap((d) => (d.kind === 'spa' && this.runtime.backends.get(d.name) === b ? [{ door: d.name, protect: d.protect, access: d.access }] : []));
       const r = await applyAll(b.setup(doors));
       if (!r.ok) this.log.error({ backend: b.name, error: r.message }, 'firewall setup failed');
+      else this.log.info({ backend: b.name, doors: doors.map((d) => d.door), protect: protectedAccess(doors).map(accessText) }, 'firewall set up');
     }
   }
 
@@ -317,9 +318,9 @@ export class Daemon {
     }
     this.sequences?.expire(nowMs);
     const s = this.source?.stats();
-    if (s && s.pauses > this.lastPauses) {
-      this.log.warn({ received: s.received, frames: s.frames, rejected: s.rejected, pauses: s.pauses }, 'capture overloaded: yielded to timers, frames in the ring were lost');
-      this.lastPauses = s.pauses;
+    if (s && s.shed > this.lastShed) {
+      this.log.warn({ received: s.received, frames: s.frames, rejected: s.rejected, shed: s.shed, reopens: s.reopens }, 'capture overloaded: frames dropped undecoded so timers could run');
+      this.lastShed = s.shed;
     }
   }
 
@@ -336,6 +337,8 @@ export class Daemon {
     this.tags.setClients(next.clients, Math.floor(this.nowMs() / SECOND));
     void this.sequences?.reconfigure(next.config).catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'sequence reload failed'));
     this.log.info({ doors: next.config.doors.map((d) => d.name), keys: next.clients.length }, 'reloaded');
+    // A changed door (protect, access, firewall) must reach the firewall now, not at the next start.
+    void this.setupBackends().catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'firewall setup failed'));
   }
 
   /** `spa-server close`: every grant for addr (canonical text), or all. */

@@ -2,7 +2,7 @@
 // veth), a door with `firewall = nftables|iptables` and `protect = yes` hides a real TCP
 // service, and the built spa-knock knocks from a client namespace. Needs root, iproute2,
 // nft and iptables; under CI=true a missing one fails the run (test/helpers/requirements.ts).
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, type TestContext } from 'vitest';
@@ -17,9 +17,9 @@ const PORT = 2222;
 const DROPPED_MS = 500;
 /** Issue 6: "a connection succeeds within 1 s" of the knock. */
 const OPEN_DEADLINE_MS = 1000;
-const TOOLS = ['ip', 'nft', 'iptables', 'ip6tables', 'iptables-restore', 'ip6tables-restore'];
+const TOOLS = ['ip', 'nft', 'iptables', 'ip6tables', 'iptables-restore', 'ip6tables-restore', 'ufw'];
 
-type Fw = 'nftables' | 'iptables';
+type Fw = 'nftables' | 'iptables' | 'ufw';
 type Family = 4 | 6;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -44,7 +44,7 @@ interface Setup {
 
 let keys: Keys;
 
-async function setup(ctx: TestContext, door: { firewall: Fw; cmdTimeoutSec: number; inOptions?: boolean }): Promise<Setup> {
+async function setup(ctx: TestContext, door: { firewall: Fw; cmdTimeoutSec: number; inOptions?: boolean; protect?: boolean }): Promise<Setup> {
   const lab = new NetnsLab();
   const work = mkdtempSync(join(tmpdir(), 'spa-e2e-fw-'));
   ctx.onTestFinished(async () => {
@@ -53,6 +53,12 @@ async function setup(ctx: TestContext, door: { firewall: Fw; cmdTimeoutSec: numb
   });
   const t = await lab.makeTwoHosts();
   await lab.startEchoServer(t.server, PORT);
+  if (door.firewall === 'ufw') {
+    // ufw, enabled in the server namespace only, on its own copy of /etc/ufw (bound over the
+    // machine's by `ip netns exec` for every process started there, the daemon included).
+    await lab.privateEtc(t.server, 'ufw');
+    await nsRun(t.server, ['ufw', '--force', 'enable']);
+  }
   const prober = await startTcpProber(lab, t.client);
 
   // spa-knock allows the source address the kernel picks towards the server, and the
@@ -78,7 +84,7 @@ ${door.inOptions ? `Firewall = ${door.firewall}\n` : ''}
 spa_keys = ${keys.authorized('ssh', ['alice'])}
 access = tcp/${PORT}
 cmd_timeout = ${door.cmdTimeoutSec}
-protect = yes
+protect = ${door.protect === false ? 'no' : 'yes'}
 ${door.inOptions ? '' : `firewall = ${door.firewall}\n`}`,
   );
   return {
@@ -124,34 +130,34 @@ describeNeeding('spa-server with real firewalls, end to end in network namespace
     if (timings.length > 0) process.stdout.write(`knock to connection:\n  ${timings.join('\n  ')}\n`);
   });
 
-  for (const fw of ['nftables', 'iptables'] as const) {
-    for (const f of [4, 6] as const) {
-      it(`${fw}, IPv${f}: hidden, opened for the knocker only within 1 s, closed after cmd_timeout; the held connection lives on`, async (ctx) => {
-        const s = await setup(ctx, { firewall: fw, cmdTimeoutSec: 3 });
-        const [knocker, third] = s.addrs[f];
-        const daemon = await s.start();
-        expect(await s.prober.probe(s.to(knocker, f), DROPPED_MS)).toBe('timeout');
+  const scenarios: [Fw, Family][] = [['nftables', 4], ['nftables', 6], ['iptables', 4], ['iptables', 6], ['ufw', 4]];
+  for (const [fw, f] of scenarios) {
+    it(`${fw}, IPv${f}: hidden, opened for the knocker only within 1 s, closed after cmd_timeout; the held connection lives on`, async (ctx) => {
+      const s = await setup(ctx, { firewall: fw, cmdTimeoutSec: 3 });
+      const [knocker, third] = s.addrs[f];
+      const daemon = await s.start();
+      expect(await s.prober.probe(s.to(knocker, f), DROPPED_MS)).toBe('timeout');
 
-        await knockAndConnect(s, f, `${fw} IPv${f}`);
-        const accepted = await daemon.waitFor(daemon.msg('accepted'));
-        expect(accepted).toMatchObject({ door: 'ssh', id: 'alice', src: knocker, allow: knocker, access: [`tcp/${PORT}`] });
-        expect(await s.prober.probe(s.to(third, f), DROPPED_MS)).toBe('timeout');
-        const held = await s.lab.holdTcp(s.t.client, s.to(knocker, f));
-        expect(await held.exchange('while open')).toBe('while open');
+      await knockAndConnect(s, f, `${fw} IPv${f}`);
+      const accepted = await daemon.waitFor(daemon.msg('accepted'));
+      expect(accepted).toMatchObject({ door: 'ssh', id: 'alice', src: knocker, allow: knocker, access: [`tcp/${PORT}`] });
+      expect(await s.prober.probe(s.to(third, f), DROPPED_MS)).toBe('timeout');
+      const held = await s.lab.holdTcp(s.t.client, s.to(knocker, f));
+      expect(await held.exchange('while open')).toBe('while open');
 
-        const untilMs = untilOf(accepted);
-        const closed = await daemon.waitFor(daemon.msg('closed'), untilMs - Date.now() + 3000);
-        expect(closed).toMatchObject({ door: 'ssh', id: 'alice', addr: knocker, access: `tcp/${PORT}` });
-        expect(await s.prober.probe(s.to(knocker, f), DROPPED_MS)).toBe('timeout');
-        expect(await held.exchange('after close')).toBe('after close');
-        held.close();
-        expect(errors(daemon)).toEqual([]);
+      const untilMs = untilOf(accepted);
+      const closed = await daemon.waitFor(daemon.msg('closed'), untilMs - Date.now() + 3000);
+      expect(closed).toMatchObject({ door: 'ssh', id: 'alice', addr: knocker, access: `tcp/${PORT}` });
+      expect(await s.prober.probe(s.to(knocker, f), DROPPED_MS)).toBe('timeout');
+      expect(await held.exchange('after close')).toBe('after close');
+      held.close();
+      if (fw === 'ufw') expect((await nsRun(s.t.server, ['ufw', 'status'])).split('\n').filter((l) => l.includes('spa:ssh'))).toEqual([]);
+      expect(errors(daemon)).toEqual([]);
 
-        // A clean stop keeps protect's drop (fail closed: no window while spa restarts).
-        expect((await daemon.stop()).code).toBe(0);
-        expect(await s.prober.probe(s.to(third, f), DROPPED_MS)).toBe('timeout');
-      });
-    }
+      // A clean stop keeps protect's drop (fail closed: no window while spa restarts).
+      expect((await daemon.stop()).code).toBe(0);
+      expect(await s.prober.probe(s.to(third, f), DROPPED_MS)).toBe('timeout');
+    });
   }
 
   for (const fw of ['nftables', 'iptables'] as const) {
@@ -222,6 +228,22 @@ describeNeeding('spa-server with real firewalls, end to end in network namespace
       expect((await after.stop()).code).toBe(0);
     });
   }
+
+  it('SIGHUP applies a changed protect to the firewall at once (nftables)', async (ctx) => {
+    const s = await setup(ctx, { firewall: 'nftables', cmdTimeoutSec: 30, protect: false });
+    const [knocker] = s.addrs[4];
+    const daemon = await s.start();
+    // protect = no and no rule of the administrator's: the service answers everyone.
+    expect(await s.prober.probe(s.to(knocker, 4), 2000)).toBe('connected');
+    writeFileSync(s.conf, readFileSync(s.conf, 'utf8').replace('protect = no', 'protect = yes'));
+    const mark = daemon.lines.length;
+    daemon.child.kill('SIGHUP');
+    expect(await daemon.waitFor(daemon.msg('firewall set up'), 10_000, mark)).toMatchObject({ backend: 'nftables', doors: ['ssh'], protect: [`tcp/${PORT}`] });
+    expect(await s.prober.probe(s.to(knocker, 4), DROPPED_MS)).toBe('timeout');
+    await knockAndConnect(s, 4, 'nftables IPv4 (after SIGHUP)');
+    expect(errors(daemon)).toEqual([]);
+    expect((await daemon.stop()).code).toBe(0);
+  });
 
   it('nftables missing: setup and the open fail with the tool\'s message, nothing is journaled as open', async (ctx) => {
     const s = await setup(ctx, { firewall: 'nftables', cmdTimeoutSec: 30 });
