@@ -9,3 +9,6 @@ export function canRun(needs: Needs): boolean {
   process.stderr.write(`skipping: ${why}\n`);
   return false;
 }
+
+/** What is missing, in words, or undefined (an alias kept for suites that import it from here). */
+export { missingFor as missing } from './requirements.js';
