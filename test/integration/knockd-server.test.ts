@@ -239,6 +239,7 @@ ${extra}`;
     await s.waitFor((l) => l['msg'] === 'one-time sequence used' && l['line'] === 3 && l['remaining'] === 1);
     const afterSecond = afterFirst.replace(` ${OTP[1]!.join(',')}`, `#${OTP[1]!.join(',')}`);
     expect(readFileSync(otpFile, 'utf8')).toBe(afterSecond);
+    await until(() => fileLines(effects).filter((l) => l === 'open otp 127.0.0.1').length === 2, 3000, 'second start_command');
 
     // Right after the use, before cmd_timeout: killed again. The next start runs the pending
     // stop_command (the journal), and the third sequence is current.
@@ -291,6 +292,28 @@ ${extra}`;
     await accepted(s, 'SSH');
     expect(s.lines.filter((l) => l['msg'] === 'knock stage' && l['door'] === 'openSSH')).toEqual([]);
     expect(s.lines.find((l) => l['msg'] === 'sequence doors count knocks to these addresses')).toMatchObject({ iface: 'lo', addresses: expect.arrayContaining(['127.0.0.1', '::1']) });
+  });
+
+  it('Interface = any (Linux cooked frames): a knock is seen once, to any of the host\u2019s addresses', async () => {
+    writeFileSync(effects, '');
+    writeFileSync(otpFile, OTP_TEXT);
+    const s = await start(knockdConf().replace('Interface = lo', 'Interface = any'));
+    expect(await knock('127.0.0.1', ...SSH.map(String))).toBe(0);
+    await accepted(s, 'openSSH');
+    await until(() => fileLines(effects).length === 1, 3000, 'start_command');
+    expect(s.lines.filter((l) => l['msg'] === 'knock stage' && l['door'] === 'openSSH').map((l) => l['stage'])).toEqual([1, 2, 3]);
+  });
+
+  // `spa-server run --interface lo` with another Interface in the file: the knocks that count are
+  // those to lo's addresses, where the capture is. Needs the daemon to pass its --interface to
+  // SequenceEngine.create (see the report to the lead); flip to it() then.
+  it.fails('--interface overrides Interface for the addresses knocks must go to', async () => {
+    writeFileSync(effects, '');
+    writeFileSync(otpFile, OTP_TEXT);
+    writeFileSync(conf, knockdConf().replace('Interface = lo', 'Interface = spa-none0'));
+    const s = await startServer(['run', '--config', conf, '--debug', '--interface', 'lo']);
+    expect(await knock('127.0.0.1', ...SSH.map(String))).toBe(0);
+    await s.waitFor((l) => l['msg'] === 'sequence accepted' && l['door'] === 'openSSH', 3000);
   });
 
   it('SPA doors and sequence doors in one file both work, interleaved', async () => {
