@@ -108,7 +108,10 @@ export function readOneTimeFileSync(path: string): OneTimeFile & { readonly text
   return { text, ...parseOneTimeFile(text) };
 }
 
-/** What `spa-server check` says about a one_time_sequences file: every problem, FILE:LINE when it has a line. */
+/**
+ * A problem of a one_time_sequences file. With a line: a line of that file. Without: the file
+ * itself (missing, unreadable); report it at the config's `one_time_sequences` line.
+ */
 export interface OneTimeCheckProblem {
   readonly file: string;
   readonly line?: number;
@@ -126,8 +129,8 @@ export function checkOneTimeFile(path: string): { readonly problems: OneTimeChec
     const f = readOneTimeFileSync(path);
     return { problems: f.problems.map((p) => ({ file: path, line: p.line, message: p.message })), remaining: f.entries.length };
   } catch (e) {
-    if (e instanceof UserError) return { problems: [{ file: path, message: 'no such file (one_time_sequences)' }], remaining: 0 };
-    if (e instanceof SystemError) return { problems: [{ file: path, message: `cannot read (one_time_sequences): ${(e.cause as NodeJS.ErrnoException | undefined)?.code ?? e.message}` }], remaining: 0 };
+    if (e instanceof UserError) return { problems: [{ file: path, message: 'no such file' }], remaining: 0 };
+    if (e instanceof SystemError) return { problems: [{ file: path, message: `cannot read: ${(e.cause as NodeJS.ErrnoException | undefined)?.code ?? e.message}` }], remaining: 0 };
     throw e;
   }
 }

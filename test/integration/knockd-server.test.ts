@@ -9,6 +9,10 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/parse.js';
+import { parseAddress, type Address } from '../../src/net/address.js';
+import { createKnockState, knockDoorOf, setLocalAddresses, step } from '../../server/core/knock.js';
+import { interfaceAddresses } from '../../server/sequences.js';
 import { runCli } from '../helpers/cli.js';
 import { canRun } from '../helpers/require.js';
 import { fileLines, makeKeys, startServer, stopAllServers, until, type ServerProcess } from '../helpers/server.js';
@@ -427,5 +431,40 @@ describe.runIf(enabled)('spa-server check on every knockd.conf fixture', () => {
         `spa-server: ${file}:2: sequence: expected PORT[:tcp|udp],... such as 7000,8000:udp,9000, got "x"\n` +
         'spa-server: 2 problems found\n',
     );
+  });
+});
+
+// Without root: how the engine learns the addresses knocks must go to.
+describe('the capture interface\u2019s addresses', () => {
+  const info = (address: string, family: 'IPv4' | 'IPv6') => ({ address, family, netmask: '', mac: '00:00:00:00:00:00', internal: false, cidr: null }) as const;
+  const table = {
+    lo: [info('127.0.0.1', 'IPv4'), info('::1', 'IPv6')],
+    eth0: [info('192.0.2.2', 'IPv4'), info('FD00:0:0::2', 'IPv6'), info('fe80::fc:ff:fe00:1%eth0', 'IPv6')],
+    eth1: [],
+  };
+
+  it('are those of the interface named, canonical, zone dropped; `any` takes every interface\u2019s', () => {
+    expect(interfaceAddresses('lo', table)).toEqual(['127.0.0.1', '::1']);
+    expect(interfaceAddresses('eth0', table)).toEqual(['192.0.2.2', 'fd00::2', 'fe80::fc:ff:fe00:1']);
+    expect(interfaceAddresses('eth1', table)).toEqual([]);
+    expect(interfaceAddresses('nope0', table)).toEqual([]);
+    expect(interfaceAddresses('any', table)).toEqual(['127.0.0.1', '192.0.2.2', '::1', 'fd00::2', 'fe80::fc:ff:fe00:1']);
+  });
+
+  it('decide which hits count, and may change while an attempt is in progress', () => {
+    const parsed = parseConfig('[A]\nsequence = 7000,8000\ncommand = true\n', 'k.conf');
+    if (!parsed.ok) throw new Error('config');
+    const door = parsed.config.doors[0];
+    if (door?.kind !== 'sequence') throw new Error('door');
+    const a = (t: string) => parseAddress(t) as Address;
+    const hit = (port: number, dst: string) => ({ src: a('198.51.100.7'), dst: a(dst), proto: 'tcp' as const, dstPort: port, tcpFlags: 0x02 });
+    let st = createKnockState([knockDoorOf(door)], { localAddresses: ['192.0.2.2'] });
+    // To another host (say, sent out by this one): no knock.
+    expect(step(st, hit(7000, '203.0.113.9'), 0).effects).toEqual([]);
+    expect(step(st, hit(7000, '192.0.2.2'), 0).effects.map((e) => e.kind)).toEqual(['knock-stage']);
+    // DHCP gives a new address: the attempt goes on, counted at the new address only.
+    st = setLocalAddresses(st, ['192.0.2.3']);
+    expect(step(st, hit(8000, '192.0.2.2'), 500).effects).toEqual([]);
+    expect(step(st, hit(8000, '192.0.2.3'), 600).effects.map((e) => e.kind)).toEqual(['knock-stage', 'sequence-open']);
   });
 });
