@@ -16,7 +16,7 @@ import { RateLimiter } from './core/rate-limit.js';
 import { protectedAccess, type Backend, type Step } from './firewall/index.js';
 import { applyAll } from './firewall/run.js';
 import type { Logger } from './log.js';
-import { formatProblem, loadRuntime, type Runtime } from './runtime.js';
+import { closingBackend, formatProblem, loadRuntime, type Runtime } from './runtime.js';
 import { Journal, ReplayStore, readJournal } from './state.js';
 import type { PacketSource } from './udp-source.js';
 import { openUdpSource } from './udp-source.js';
@@ -214,7 +214,9 @@ export class Daemon {
   }
 
   /** Journals, records and queues one open or extend; the close timer is armed at once. */
-  private grant(g: Grant, kind: 'open' | 'extend'): void {
+  private grant(planned: Grant, kind: 'open' | 'extend'): void {
+    const backend = this.backendFor(planned);
+    const g: Grant = backend ? { ...planned, backend: backend.name } : planned;
     const key = grantKey(g);
     try {
       this.journal.opened(g);
@@ -224,7 +226,6 @@ export class Daemon {
     }
     this.grants.set(g);
     this.armClose(g);
-    const backend = this.backendFor(g);
     if (!backend || !g.access) return;
     const opening = openingOf(g, this.nowMs());
     const steps: Step[] = kind === 'open' ? backend.open(opening) : backend.extend(opening);
@@ -247,7 +248,7 @@ export class Daemon {
     const d = this.runtime.config.doors.find((x) => x.name === door);
     const b = this.runtime.backends.get(door);
     if (!d || !b) return Promise.resolve(false);
-    const g: Grant = { door, id: SEQUENCE_ID, addr, access: undefined, untilMs: this.nowMs() + d.cmdTimeoutSec * SECOND };
+    const g: Grant = { door, id: SEQUENCE_ID, addr, access: undefined, untilMs: this.nowMs() + d.cmdTimeoutSec * SECOND, backend: b.name };
     const key = grantKey(g);
     if (commandsFor(d, addr.family).stop !== undefined) {
       try {
@@ -281,7 +282,7 @@ export class Daemon {
     this.timers.delete(key);
     const g = this.grants.delete(key);
     if (!g) return Promise.resolve();
-    const b = this.backendFor(g);
+    const b = closingBackend(this.runtime, g);
     return this.chain(key, async () => {
       const steps = b ? b.close(openingOf(g, this.nowMs())) : [];
       const r = await applyAll(steps);

@@ -1,6 +1,6 @@
 // `status` and `close` when no daemon runs: straight from the journal, closing with
 // the doors' backends of the current config. Shell.
-import type { Runtime } from './runtime.js';
+import { closingBackend, type Runtime } from './runtime.js';
 import { openingOf, type Grant } from './core/grants.js';
 import { Journal, readJournal } from './state.js';
 import { applyAll } from './firewall/run.js';
@@ -37,6 +37,6 @@ export async function closeFromJournal(runtime: Runtime, addr: string | undefine
 }
 
 function closeSteps(runtime: Runtime, g: Grant) {
-  return runtime.backends.get(g.door)?.close(openingOf(g, Date.now())) ?? [];
+  return closingBackend(runtime, g)?.close(openingOf(g, Date.now())) ?? [];
 }
 

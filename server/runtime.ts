@@ -148,3 +148,14 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
   const clients = [...byId.values()].flatMap((v) => (v.client ? [v.client] : []));
   return { runtime: { config, server, clients, spaDoors: policies, backends }, problems };
 }
+
+/**
+ * The backend that closes a grant: the one that opened it (journaled by name), even if the
+ * door now names another; a door's own commands only while the door still runs commands.
+ */
+export function closingBackend(runtime: Runtime, g: { door: string; backend?: string }): Backend | undefined {
+  const current = runtime.backends.get(g.door);
+  if (g.backend === undefined || g.backend === current?.name) return current;
+  if (g.backend === 'command') return undefined;
+  return makeBackend({ name: g.backend } as Parameters<typeof makeBackend>[0]);
+}

@@ -61,6 +61,7 @@ interface JournalRecord {
   proto?: string;
   port?: number;
   untilMs: number;
+  backend?: string;
 }
 
 function toRecord(op: 'open' | 'close', o: Grant): string {
@@ -69,6 +70,7 @@ function toRecord(op: 'open' | 'close', o: Grant): string {
     r.proto = o.access.proto;
     r.port = o.access.port;
   }
+  if (o.backend !== undefined) r.backend = o.backend;
   return JSON.stringify(r);
 }
 
@@ -82,7 +84,8 @@ function fromRecord(line: string): { op: 'open' | 'close'; grant: Grant } | unde
   const addr = typeof r.addr === 'string' ? parseAddress(r.addr) : undefined;
   const access = r.proto === undefined && r.port === undefined ? undefined : checkAccessSpec(`${r.proto}/${r.port}`);
   if ((r.op !== 'open' && r.op !== 'close') || !addr || typeof access === 'string' || typeof r.door !== 'string' || typeof r.id !== 'string' || typeof r.untilMs !== 'number') return undefined;
-  return { op: r.op, grant: { door: r.door, id: r.id, addr, access, untilMs: r.untilMs } };
+  const grant: Grant = { door: r.door, id: r.id, addr, access, untilMs: r.untilMs };
+  return { op: r.op, grant: typeof r.backend === 'string' ? { ...grant, backend: r.backend } : grant };
 }
 
 /** Reads the journal: the openings still in force (opened, not closed), latest deadline each. */

@@ -13,6 +13,8 @@ export interface Grant {
   readonly access: Access | undefined;
   /** Unix ms at which it closes. */
   readonly untilMs: number;
+  /** The backend that opened it (journaled, so a later config change still closes it right). */
+  readonly backend?: string;
 }
 
 export type GrantEffect = { readonly kind: 'open'; readonly grant: Grant } | { readonly kind: 'extend'; readonly grant: Grant; readonly previousUntilMs: number };

@@ -7,6 +7,8 @@ import { parseAddress, type Address } from '../../src/net/address.js';
 import { ReplayGuard } from '../../src/protocol/replay.js';
 import { JOURNAL_FILE, Journal, REPLAY_FILE, ReplayStore, readJournal } from '../../server/state.js';
 import { readLogLines } from '../../server/store.js';
+import { closingBackend, type Runtime } from '../../server/runtime.js';
+import { nftablesBackend } from '../../server/firewall/index.js';
 
 const dir = (): string => mkdtempSync(join(tmpdir(), 'spa-state-'));
 const grant = (port: number, untilMs = 1000) => ({ door: 'ssh', id: 'alice', addr: parseAddress('2001:db8::7') as Address, access: { proto: 'tcp' as const, port }, untilMs });
@@ -34,6 +36,14 @@ describe('journal', () => {
     expect(readLogLines(join(d, JOURNAL_FILE))).toHaveLength(3);
   });
 
+  it('records which backend opened a grant', () => {
+    const d = dir();
+    const j = new Journal(d);
+    j.opened({ ...grant(22), backend: 'iptables' });
+    j.close();
+    expect(readJournal(d)).toEqual([{ ...grant(22), backend: 'iptables' }]);
+  });
+
   it('compacts to the live grants only', () => {
     const d = dir();
     const j = new Journal(d);
@@ -43,6 +53,18 @@ describe('journal', () => {
     j.close();
     expect(readFileSync(join(d, JOURNAL_FILE), 'utf8').trim().split('\n')).toHaveLength(2);
     expect(readJournal(d).map((g) => g.access?.port)).toEqual([7, 8]);
+  });
+});
+
+describe('closingBackend', () => {
+  const nft = nftablesBackend();
+  const runtime = { backends: new Map([['ssh', nft]]) } as unknown as Runtime;
+  it('closes with the backend that opened, even after the door changed firewall', () => {
+    expect(closingBackend(runtime, { door: 'ssh' })).toBe(nft);
+    expect(closingBackend(runtime, { door: 'ssh', backend: 'nftables' })).toBe(nft);
+    expect(closingBackend(runtime, { door: 'ssh', backend: 'iptables' })?.name).toBe('iptables');
+    // A door that ran commands and now runs nftables has no stop command left to run.
+    expect(closingBackend(runtime, { door: 'ssh', backend: 'command' })).toBeUndefined();
   });
 });
 
