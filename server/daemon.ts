@@ -57,6 +57,7 @@ export class Daemon {
   private stopping = false;
   private control: Server | undefined;
   readonly counters = { accepted: 0, rejected: 0 };
+  private sequenceOpens = 0;
 
   constructor(private readonly opts: DaemonOptions) {
     this.nowMs = opts.nowMs ?? Date.now;
@@ -90,7 +91,7 @@ export class Daemon {
     this.replayStore.load(this.replay, nowSec);
     await this.recoverJournal(nowMs);
     await this.setupBackends();
-    this.sequences = await SequenceEngine.create(this.runtime.config, this.log, (door, addr) => this.grantSequence(door, addr));
+    this.sequences = await SequenceEngine.create(this.runtime.config, this.log, (door, addr) => this.grantSequence(door, addr), this.opts.iface);
 
     const onFrame = (f: Frame): void => this.handleFrame(f);
     if (this.opts.udp || o.udpSocket) {
@@ -248,7 +249,10 @@ export class Daemon {
     const d = this.runtime.config.doors.find((x) => x.name === door);
     const b = this.runtime.backends.get(door);
     if (!d || !b) return Promise.resolve(false);
-    const g: Grant = { door, id: SEQUENCE_ID, addr, access: undefined, untilMs: this.nowMs() + d.cmdTimeoutSec * SECOND, backend: b.name };
+    // One grant per completed knock, as knockd: a start now, its own stop cmd_timeout later.
+    // The id tells them apart, also from a previous run's (journal) ones.
+    const nowMs = this.nowMs();
+    const g: Grant = { door, id: `${SEQUENCE_ID}@${nowMs}.${++this.sequenceOpens}`, addr, access: undefined, untilMs: nowMs + d.cmdTimeoutSec * SECOND, backend: b.name };
     const key = grantKey(g);
     if (commandsFor(d, addr.family).stop !== undefined) {
       try {

@@ -11,6 +11,7 @@ import { readAuthorizedKeysFile, readServerSecretKey } from '../keys/files.js';
 import { toHex } from '../src/bytes.js';
 import { commandBackend, makeBackend, type Backend } from './firewall/index.js';
 import type { SpaDoorPolicy } from './core/policy.js';
+import { checkOneTimeFile } from './one-time-store.js';
 
 export interface Problem {
   readonly file: string;
@@ -141,6 +142,13 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
       if (tool && !onPath(tool, opts.env ?? process.env)) {
         problems.push({ file: configFile, line: door.lines['firewall'] ?? door.line, message: `[${door.name}]: firewall ${door.firewall}: ${tool} not found on PATH` });
       }
+    }
+  }
+
+  for (const door of config.doors) {
+    if (door.kind !== 'sequence' || door.oneTimeSequences === undefined) continue;
+    for (const p of checkOneTimeFile(door.oneTimeSequences).problems) {
+      problems.push(p.line !== undefined ? p : { file: configFile, line: door.lines['one_time_sequences'] ?? door.line, message: `one_time_sequences: ${p.file}: ${p.message}` });
     }
   }
 

@@ -19,8 +19,10 @@ export interface Grant {
 
 export type GrantEffect = { readonly kind: 'open'; readonly grant: Grant } | { readonly kind: 'extend'; readonly grant: Grant; readonly previousUntilMs: number };
 
-export function grantKey(o: Pick<Grant, 'door' | 'addr' | 'access'>): string {
-  return `${o.door} ${o.addr.text} ${o.access ? accessText(o.access) : '-'}`;
+export function grantKey(o: Pick<Grant, 'door' | 'id' | 'addr' | 'access'>): string {
+  // A sequence door's grant has no access: each completed knock is its own grant (knockd pairs
+  // every start_command with its own stop_command), told apart by its id.
+  return `${o.door} ${o.addr.text} ${o.access ? accessText(o.access) : `#${o.id}`}`;
 }
 
 export class GrantTable {

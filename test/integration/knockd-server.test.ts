@@ -311,7 +311,7 @@ ${extra}`;
   // `spa-server run --interface lo` with another Interface in the file: the knocks that count are
   // those to lo's addresses, where the capture is. Needs the daemon to pass its --interface to
   // SequenceEngine.create (see the report to the lead); flip to it() then.
-  it.fails('--interface overrides Interface for the addresses knocks must go to', async () => {
+  it('--interface overrides Interface for the addresses knocks must go to', async () => {
     writeFileSync(effects, '');
     writeFileSync(otpFile, OTP_TEXT);
     writeFileSync(conf, knockdConf().replace('Interface = lo', 'Interface = spa-none0'));
@@ -353,7 +353,7 @@ ${extra}`;
   // cmd_timeout after its own start. With `iptables -A`/`-D` that adds two rules and removes
   // both. The daemon now re-arms one close timer per (door, address) instead, so the second
   // rule is never removed: see the report to the lead. Flip to it() when the daemon pairs them.
-  it.fails('two completions while open: start twice, stop twice, each cmd_timeout after its own start (knockd)', async () => {
+  it('two completions while open: start twice, stop twice, each cmd_timeout after its own start (knockd)', async () => {
     writeFileSync(effects, '');
     writeFileSync(otpFile, OTP_TEXT);
     const s = await start();
