@@ -51,6 +51,7 @@ export class Daemon {
   private readonly chains = new Map<string, Promise<void>>();
   private readonly rejectLog = new RateLimiter(20, 2);
   private source: PacketSource | undefined;
+  private openedSourceKey = '';
   private sequences: SequenceEngine | undefined;
   private intervals: NodeJS.Timeout[] = [];
   private lastShed = 0;
@@ -93,25 +94,7 @@ export class Daemon {
     await this.setupBackends();
     this.sequences = await SequenceEngine.create(this.runtime.config, this.log, (door, addr) => this.grantSequence(door, addr), this.opts.iface);
 
-    const onFrame = (f: Frame): void => this.handleFrame(f);
-    if (this.opts.udp || o.udpSocket) {
-      this.source = await openUdpSource(o.spaPort, onFrame);
-    } else {
-      this.source = openPcapSource({
-        iface: this.opts.iface ?? o.interface ?? 'eth0',
-        spaPort: o.spaPort,
-        datagramBytes: DATAGRAM_BYTES,
-        version: VERSION,
-        tcpPorts: this.sequences.ports('tcp'),
-        udpPorts: this.sequences.ports('udp'),
-        bufferBytes: o.pcapBufferMb * 1024 * 1024,
-        onFrame,
-        onError: (e) => {
-          this.log.error({ error: e.message }, 'capture failed; stopping');
-          process.kill(process.pid, 'SIGTERM');
-        },
-      });
-    }
+    this.source = await this.openSource();
     this.control = serveControl(o.stateDir, {
       status: () => this.grants.list().map(viewOf),
       close: (addr) => this.closeMatching(addr),
@@ -123,8 +106,8 @@ export class Daemon {
     this.log.info(
       {
         config: this.opts.configFile,
-        capture: this.opts.udp || o.udpSocket ? 'udp-socket' : 'pcap',
-        iface: this.opts.udp || o.udpSocket ? undefined : (this.opts.iface ?? o.interface ?? 'eth0'),
+        capture: this.udpMode() ? 'udp-socket' : 'pcap',
+        iface: this.udpMode() ? undefined : (this.opts.iface ?? o.interface ?? 'eth0'),
         spaPort: o.spaPort,
         doors: this.runtime.config.doors.map((d) => d.name),
         keys: this.runtime.clients.length,
@@ -132,6 +115,61 @@ export class Daemon {
       },
       'started',
     );
+  }
+
+  private udpMode(): boolean {
+    return Boolean(this.opts.udp || this.runtime.config.options.udpSocket);
+  }
+
+  /** What the capture depends on; a reload that changes it reopens the capture. */
+  private sourceKey(): string {
+    const o = this.runtime.config.options;
+    if (this.udpMode()) return `udp ${o.spaPort}`;
+    return `pcap ${this.opts.iface ?? o.interface ?? 'eth0'} ${o.spaPort} ${o.pcapBufferMb} tcp:${this.sequences?.ports('tcp').join(',')} udp:${this.sequences?.ports('udp').join(',')}`;
+  }
+
+  private async openSource(): Promise<PacketSource> {
+    const o = this.runtime.config.options;
+    const onFrame = (f: Frame): void => this.handleFrame(f);
+    this.openedSourceKey = this.sourceKey();
+    if (this.udpMode()) {
+      if (this.runtime.config.doors.some((d) => d.kind === 'sequence')) {
+        this.log.warn({ doors: this.runtime.config.doors.filter((d) => d.kind === 'sequence').map((d) => d.name) }, 'sequence doors need libpcap; they are not active in UDP socket mode');
+      }
+      return openUdpSource(o.spaPort, onFrame);
+    }
+    return openPcapSource({
+      iface: this.opts.iface ?? o.interface ?? 'eth0',
+      spaPort: o.spaPort,
+      datagramBytes: DATAGRAM_BYTES,
+      version: VERSION,
+      tcpPorts: this.sequences?.ports('tcp') ?? [],
+      udpPorts: this.sequences?.ports('udp') ?? [],
+      bufferBytes: o.pcapBufferMb * 1024 * 1024,
+      onFrame,
+      onError: (e) => {
+        this.log.error({ error: e.message }, 'capture failed; stopping');
+        process.kill(process.pid, 'SIGTERM');
+      },
+    });
+  }
+
+  /** After a reload: reopen the capture if its port, interface or filter ports changed. */
+  private async maybeReopenSource(): Promise<void> {
+    if (this.stopping || this.sourceKey() === this.openedSourceKey) return;
+    const old = this.source;
+    const previousKey = this.openedSourceKey;
+    // A UDP socket must let go of the port before a new one can bind it.
+    if (this.udpMode()) old?.close();
+    try {
+      this.source = await this.openSource();
+      if (!this.udpMode()) old?.close();
+      this.log.info({ capture: this.openedSourceKey }, 'capture reopened');
+    } catch (e) {
+      this.openedSourceKey = previousKey;
+      this.log.error({ error: (e as Error).message }, 'capture reopen failed; keeping the previous capture');
+      if (this.udpMode()) this.source = undefined;
+    }
   }
 
   /** Journal entries left by a previous run: close those past their time, re-arm the rest. */
@@ -340,7 +378,9 @@ export class Daemon {
     }
     this.runtime = next;
     this.tags.setClients(next.clients, Math.floor(this.nowMs() / SECOND));
-    void this.sequences?.reconfigure(next.config).catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'sequence reload failed'));
+    void (this.sequences?.reconfigure(next.config) ?? Promise.resolve())
+      .catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'sequence reload failed'))
+      .then(() => this.maybeReopenSource());
     this.log.info({ doors: next.config.doors.map((d) => d.name), keys: next.clients.length }, 'reloaded');
     // A changed door (protect, access, firewall) must reach the firewall now, not at the next start.
     void this.setupBackends().catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'firewall setup failed'));

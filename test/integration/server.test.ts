@@ -1,5 +1,6 @@
 // spa-server end to end with real libpcap on lo: opens, closes, refuses, survives kill -9.
 import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -259,6 +260,35 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     expect(server.lines.find((l) => l['msg'] === 'started')).toMatchObject({ reopened: 1 });
     await server.waitFor(server.msg('closed'), 5000);
     expect(fileLines(effects)).toEqual(['open ssh alice 127.0.0.1 tcp/22', 'close ssh alice 127.0.0.1 tcp/22']);
+  });
+});
+
+describe.runIf(enabled)('SIGHUP and the capture filter', () => {
+  afterAll(stopAllServers);
+
+  it('a reload that changes a sequence reopens the capture for the new ports', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'spa-hup-'));
+    const effects = join(work, 'effects');
+    const conf = join(work, 'spa.conf');
+    const write = (ports: string): void =>
+      writeFileSync(conf, `[options]\nInterface = lo\nSPAPort = ${PORT + 1}\nStateDir = ${join(work, 'state')}\n\n[door]\nsequence = ${ports}\nseq_timeout = 5\ntcpflags = syn\nstart_command = echo open %IP% >> ${effects}\n`);
+    const syn = async (port: number): Promise<void> => {
+      await new Promise<void>((resolve) => {
+        const c = connect({ host: '127.0.0.1', port });
+        c.on('error', () => resolve()); // nothing listens: the kernel answers RST
+        c.on('connect', () => (c.destroy(), resolve()));
+      });
+      await new Promise((r) => setTimeout(r, 50));
+    };
+    write('28711,28712');
+    const server = await startServer(['run', '--config', conf]);
+    write('28721,28722');
+    const mark = server.lines.length;
+    server.child.kill('SIGHUP');
+    await server.waitFor(server.msg('capture reopened'), 5000, mark);
+    await syn(28721);
+    await syn(28722);
+    await until(() => fileLines(effects).includes('open 127.0.0.1'), 3000, 'sequence on the new ports');
   });
 });
 
