@@ -1,6 +1,7 @@
 // Client profiles: the config file (HOME/config) in ssh_config's syntax and Host matching,
 // parsed into blocks and looked up by the host name typed on the command line.
 // Pure: text in, a ProfileConfig or FILE:LINE errors out; lookup is a function of both.
+import { closestWord } from '../src/suggest.js';
 import { isAbsolute, join, dirname } from 'node:path';
 import type { ConfigError, KnockPort } from '../src/config/types.js';
 import { parseSequence } from '../src/config/sequence.js';
@@ -344,27 +345,5 @@ function listItems(args: readonly string[]): string[] {
 }
 
 function suggestKeyword(word: string): string | undefined {
-  const w = word.toLowerCase();
-  let best: string | undefined;
-  let bestD = 3;
-  for (const k of PROFILE_KEYWORDS) {
-    const d = distance(w, k.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  }
-  return best;
-}
-
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
+  return closestWord(word, PROFILE_KEYWORDS);
 }

@@ -1,6 +1,7 @@
 // The keyword table of spa.conf / knockd.conf: each directive's canonical name, aliases, where it
 // may appear and how its value is read. Pure. Keys are case-insensitive, as in knockd (it
 // upper-cases them); docs/CONFIGURATION.md documents each entry, and a test keeps both in step.
+import { closestWord } from '../suggest.js';
 import { parseAccessList, type Access } from '../net/access.js';
 import { parseAddress, type Address } from '../net/address.js';
 import { UserError } from '../errors.js';
@@ -150,30 +151,5 @@ export function findDirective(key: string, section: 'options' | 'door'): Directi
 
 /** The closest directive name, for `did you mean` hints (edit distance at most 2). */
 export function suggestDirective(key: string): string | undefined {
-  const k = key.toLowerCase();
-  let best: string | undefined;
-  let bestD = 3;
-  for (const x of DIRECTIVES) {
-    for (const n of [x.name, ...x.aliases]) {
-      const dist = editDistance(k, n.toLowerCase());
-      if (dist < bestD) {
-        bestD = dist;
-        best = x.name;
-      }
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 3;
+  return closestWord(key, DIRECTIVES.flatMap((x) => [x.name, ...x.aliases]));
 }
