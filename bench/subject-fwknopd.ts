@@ -1,0 +1,135 @@
+// fwknopd (Debian's fwknop-server 2.6.10) under test: -f -i lo, Debian's defaults otherwise, an
+// access.conf of N stanzas with the knocking client's last, and a command cycle (CMD_CYCLE_OPEN /
+// CLOSE / TIMER) that writes time stamps, so no firewall is touched. Knocks are made by the real
+// fwknop client (`-T -B`: build and save, do not send) and sent in-process. Shell.
+import { readFileSync, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { isRunning, onLines, runTracked, spawnTracked, stopTracked, type Tracked } from './procs.js';
+import { exitText, readStamps, Sender, stampCount, waitUntil, type FloodSpec, type StopReport, type Subject } from './subject.js';
+import { det } from './util.js';
+
+const PORT = 62201;
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+
+export class FwknopdSubject implements Subject {
+  readonly name: string;
+  readonly flood: FloodSpec = {
+    port: PORT,
+    mode: 'b64',
+    size: 204,
+    firstByte: -1,
+    what: '204 random base64 characters (the size of a real fwknop packet): fwknopd HMAC-checks each against every stanza',
+  };
+  readonly timeoutMs = 1000;
+  private proc: Tracked | undefined;
+  private readonly sender = new Sender();
+  private packets: Buffer[] = [];
+  private dir = '';
+  private openFile = '';
+  private closeFile = '';
+  private hmacFailLines = 0;
+  private ready = false;
+  private readonly key: string;
+  private readonly hmacKey: string;
+
+  constructor(
+    private readonly workRoot: string,
+    private readonly stanzas: number,
+    private readonly stamp: string,
+  ) {
+    this.name = `fwknopd, ${stanzas} stanza${stanzas === 1 ? '' : 's'}`;
+    this.key = b64(det('fwknop key', 32));
+    this.hmacKey = b64(det('fwknop hmac key', 64));
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  running(): boolean {
+    return this.proc !== undefined && isRunning(this.proc);
+  }
+
+  /** n packets from the real client; each carries its own random data and the current time. */
+  async prepare(n: number): Promise<void> {
+    const dir = mkdtempSync(join(this.workRoot, 'fwknop-client-'));
+    const home = join(dir, 'home');
+    mkdirSync(home, { mode: 0o700 });
+    const file = join(dir, 'packets');
+    const args = ['-T', '-B', file, '-b', '-A', 'tcp/22', '-a', '127.0.0.1', '-D', '127.0.0.1', '--key-base64-rijndael', this.key, '--key-base64-hmac', this.hmacKey, '--no-rc-file', '--no-save-args'];
+    // The client writes ~/.fwknoprc without --no-rc-file; HOME points at a throwaway directory anyway.
+    for (let i = 0; i < n; i++) await runTracked('fwknop', 'fwknop', args, { env: { ...process.env, HOME: home }, timeoutMs: 10_000 });
+    this.packets = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => Buffer.from(l, 'utf8'));
+    if (this.packets.length !== n) throw new Error(`fwknop made ${this.packets.length} packets, wanted ${n}`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  async start(): Promise<void> {
+    this.dir = mkdtempSync(join(this.workRoot, 'fwknopd-'));
+    const run = join(this.dir, 'run');
+    mkdirSync(run, { mode: 0o700 });
+    this.openFile = join(this.dir, 'open.stamps');
+    this.closeFile = join(this.dir, 'close.stamps');
+    const conf = join(this.dir, 'fwknopd.conf');
+    const access = join(this.dir, 'access.conf');
+    // fwknopd wants absolute paths and 0600 files (DESIGN.md, facts).
+    writeFileSync(conf, [`PCAP_INTF lo;`, `PCAP_FILTER udp port ${PORT};`, `FWKNOP_RUN_DIR ${run};`, `FWKNOP_PID_FILE ${run}/fwknopd.pid;`, `DIGEST_FILE ${run}/digest.cache;`, ''].join('\n'), { mode: 0o600 });
+    const stanza = (key: string, hmac: string): string =>
+      [
+        'SOURCE ANY',
+        `KEY_BASE64 ${key}`,
+        `HMAC_KEY_BASE64 ${hmac}`,
+        `CMD_CYCLE_OPEN ${this.stamp} ${this.openFile}`,
+        `CMD_CYCLE_CLOSE ${this.stamp} ${this.closeFile}`,
+        `CMD_CYCLE_TIMER ${this.timeoutMs / 1000}`,
+        '',
+      ].join('\n');
+    const others = Array.from({ length: this.stanzas - 1 }, (_, i) => stanza(b64(det(`fwknop other key ${i}`, 32)), b64(det(`fwknop other hmac ${i}`, 64))));
+    writeFileSync(access, [...others, stanza(this.key, this.hmacKey)].join('\n'), { mode: 0o600 });
+    this.hmacFailLines = 0;
+    this.ready = false;
+    const p = spawnTracked('fwknopd', 'fwknopd', ['-f', '-i', 'lo', '-c', conf, '-a', access]);
+    this.proc = p;
+    let text = '';
+    const onLine = (line: string): void => {
+      if (line.includes('HMAC_COMPAREFAIL')) this.hmacFailLines++;
+      else if (line.includes('main event loop')) this.ready = true;
+      else if (text.length < 4000) text += `${line}\n`;
+    };
+    onLines(p.child.stdout, onLine);
+    onLines(p.child.stderr, onLine);
+    const ok = await waitUntil(() => this.ready || !isRunning(p), 10_000, 10);
+    if (!ok || !isRunning(p)) throw new Error(`fwknopd did not start: ${text.trim()}`);
+  }
+
+  knock(i: number): Promise<number> {
+    const d = this.packets[i];
+    if (!d) throw new Error(`fwknopd: knock ${i} was not prepared`);
+    return this.sender.send(PORT, [d]);
+  }
+
+  opens(): number[] {
+    return readStamps(this.openFile);
+  }
+
+  closes(): number[] {
+    return readStamps(this.closeFile);
+  }
+
+  openCount(): number {
+    return stampCount(this.openFile);
+  }
+
+  async stop(): Promise<StopReport> {
+    const p = this.proc;
+    if (!p) return { seen: undefined, exit: 'not started', notes: [] };
+    const r = await stopTracked(p, 'SIGTERM', 5000);
+    this.sender.close();
+    await new Promise((res) => setTimeout(res, 50));
+    // Each garbage packet it fully examined logs one HMAC failure per stanza.
+    return { seen: Math.floor(this.hmacFailLines / this.stanzas), exit: exitText(r), notes: [] };
+  }
+}
