@@ -127,7 +127,8 @@ export function verifyDatagram(ctx: VerifyContext, d: Uint8Array, nowSec: number
   if (body.timeSec > nowSec + ctx.windowSec) return reject('time.future', id);
   if (ctx.replay.isBelowWatermark(body.timeSec)) return reject('replay.seen', id);
   const tag = d.subarray(OFF_TAG, OFF_TAG + TAG_BYTES);
-  if (!verifyEd25519(hit.client.verifyKey, signedMessage(ctx.server.fingerprint, tag, nonce, bodyBytes), signature)) {
+  const key = hit.client.verifyKey;
+  if (!key || !verifyEd25519(key, signedMessage(ctx.server.fingerprint, tag, nonce, bodyBytes), signature)) {
     return reject('signature.bad', id);
   }
   return { ok: true, client: hit.client, nonceKey, timeSec: body.timeSec, allow: body.allow, access: body.access };

@@ -34,8 +34,12 @@ export function ed25519PublicFromSeed(seed: Uint8Array): Uint8Array {
   return raw32(createPublicKey(ed25519PrivateKey(seed)));
 }
 
+export function x25519PrivateKey(secret: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519, secret]), format: 'der', type: 'pkcs8' });
+}
+
 export function x25519PublicFromSecret(secret: Uint8Array): Uint8Array {
-  return raw32(createPublicKey(createPrivateKey({ key: Buffer.concat([PKCS8_X25519, secret]), format: 'der', type: 'pkcs8' })));
+  return raw32(createPublicKey(x25519PrivateKey(secret)));
 }
 
 /**
@@ -43,11 +47,11 @@ export function x25519PublicFromSecret(secret: Uint8Array): Uint8Array {
  * tweetnacl's box.before. Returns undefined for a low-order public key (all-zero
  * shared secret), which OpenSSL refuses and we treat as an invalid key.
  */
-export function boxBefore(theirPublic: Uint8Array, mySecret: Uint8Array): Uint8Array | undefined {
+export function boxBefore(theirPublic: Uint8Array, mySecret: Uint8Array | KeyObject): Uint8Array | undefined {
   let shared: Buffer;
   try {
     shared = diffieHellman({
-      privateKey: createPrivateKey({ key: Buffer.concat([PKCS8_X25519, mySecret]), format: 'der', type: 'pkcs8' }),
+      privateKey: mySecret instanceof Uint8Array ? x25519PrivateKey(mySecret) : mySecret,
       publicKey: createPublicKey({ key: Buffer.concat([SPKI_X25519, theirPublic]), format: 'der', type: 'spki' }),
     });
   } catch {

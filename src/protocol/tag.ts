@@ -19,14 +19,27 @@ export function computeTag(tagKey: Uint8Array, epoch: number): Uint8Array {
   return hmacSha256(tagKey, TAG_LABEL, e).subarray(0, TAG_BYTES);
 }
 
-/** Map key for 16 tag bytes: a latin1 string is the cheapest exact key in V8. */
-export function tagKeyOf(bytes: Uint8Array, offset: number): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset + offset, TAG_BYTES).toString('latin1');
+/**
+ * Map key for a tag: its first 31 bits as a small integer. V8 hashes a Smi without
+ * allocating, where a string key would cost an allocation per packet; the rest of the tag
+ * is compared byte by byte on a hit (PROTOCOL.md §5.1: one lookup per garbage datagram).
+ */
+function bucketOf(bytes: Uint8Array, offset: number): number {
+  return (((bytes[offset] ?? 0) << 23) | ((bytes[offset + 1] ?? 0) << 15) | ((bytes[offset + 2] ?? 0) << 7) | ((bytes[offset + 3] ?? 0) >>> 1)) >>> 0;
+}
+
+function sameTag(tag: Uint8Array, bytes: Uint8Array, offset: number): boolean {
+  for (let i = 0; i < TAG_BYTES; i++) if (tag[i] !== bytes[offset + i]) return false;
+  return true;
 }
 
 export interface TagHit {
   readonly client: AuthorizedClient;
   readonly epoch: number;
+}
+
+interface TagEntry extends TagHit {
+  readonly tag: Uint8Array;
 }
 
 /**
@@ -35,49 +48,71 @@ export interface TagHit {
  * refresh(now) adds the epochs that came into the window and drops those that left.
  */
 export class TagTable {
-  private readonly byTag = new Map<string, TagHit>();
-  private readonly epochs = new Map<number, string[]>();
+  private readonly byBucket = new Map<number, TagEntry[]>();
+  private readonly epochs = new Map<number, TagEntry[]>();
   private clients: readonly AuthorizedClient[] = [];
+  private count = 0;
 
   constructor(private readonly windowSec: number) {}
 
   get size(): number {
-    return this.byTag.size;
+    return this.count;
   }
 
   /** Replaces the authorized clients (SIGHUP); all epochs are recomputed. */
   setClients(clients: readonly AuthorizedClient[], nowSec: number): void {
     this.clients = clients;
-    this.byTag.clear();
+    this.byBucket.clear();
     this.epochs.clear();
+    this.count = 0;
     this.refresh(nowSec);
   }
 
   refresh(nowSec: number): void {
     const first = Math.max(0, epochOf(nowSec - this.windowSec));
     const last = epochOf(nowSec + this.windowSec);
-    for (const [epoch, keys] of this.epochs) {
-      if (epoch < first || epoch > last) {
-        for (const k of keys) this.byTag.delete(k);
-        this.epochs.delete(epoch);
-      }
+    for (const [epoch, entries] of this.epochs) {
+      if (epoch >= first && epoch <= last) continue;
+      for (const e of entries) this.remove(e);
+      this.epochs.delete(epoch);
     }
     for (let epoch = first; epoch <= last; epoch++) {
       if (this.epochs.has(epoch)) continue;
-      const keys: string[] = [];
+      const entries: TagEntry[] = [];
       for (const client of this.clients) {
-        const k = tagKeyOf(computeTag(client.tagKey, epoch), 0);
+        const tag = computeTag(client.tagKey, epoch);
         // Two clients colliding on a 128-bit tag is a 2^-128 event; the first one keeps it.
-        if (!this.byTag.has(k)) {
-          this.byTag.set(k, { client, epoch });
-          keys.push(k);
-        }
+        if (this.find(tag, 0)) continue;
+        const e: TagEntry = { client, epoch, tag };
+        const b = bucketOf(tag, 0);
+        const list = this.byBucket.get(b);
+        if (list) list.push(e);
+        else this.byBucket.set(b, [e]);
+        entries.push(e);
+        this.count++;
       }
-      this.epochs.set(epoch, keys);
+      this.epochs.set(epoch, entries);
     }
   }
 
+  private remove(e: TagEntry): void {
+    const b = bucketOf(e.tag, 0);
+    const list = this.byBucket.get(b);
+    if (!list) return;
+    const rest = list.filter((x) => x !== e);
+    if (rest.length > 0) this.byBucket.set(b, rest);
+    else this.byBucket.delete(b);
+    this.count--;
+  }
+
+  private find(bytes: Uint8Array, offset: number): TagEntry | undefined {
+    const list = this.byBucket.get(bucketOf(bytes, offset));
+    if (!list) return undefined;
+    for (const e of list) if (sameTag(e.tag, bytes, offset)) return e;
+    return undefined;
+  }
+
   lookup(datagram: Uint8Array, offset: number): TagHit | undefined {
-    return this.byTag.get(tagKeyOf(datagram, offset));
+    return this.find(datagram, offset);
   }
 }
