@@ -136,8 +136,6 @@ export interface LatencyResult {
   readonly latency: Summary;
   /** Send to the daemon's 'accepted' log line (spa-server), ms at 1 ms resolution. */
   readonly decision: Summary | undefined;
-  /** Close commands' lateness past open + timeout (pairs in order), ms. */
-  readonly timerLate: Summary | undefined;
   readonly idleRssBytes: number | undefined;
 }
 
@@ -164,11 +162,7 @@ export async function latencyRun(s: Subject, n: number): Promise<LatencyResult> 
     // Log times are whole milliseconds, truncated: a line logged in the send's own millisecond
     // can carry a time up to 1 ms before it.
     const decisions = s.decisionTimes ? matchToSends(sends, s.decisionTimes(), 1) : undefined;
-    const closes = s.closes();
-    const sortedOpens = [...opens].sort((a, b) => a - b);
-    const sortedCloses = [...closes].sort((a, b) => a - b);
-    const late = sortedCloses.length === sortedOpens.length ? sortedCloses.map((c, i) => c - sortedOpens[i]! - s.timeoutMs) : undefined;
-    return { subject: s.name, knocks: n, lost: n - latencies.length, latency: summarize(latencies), decision: decisions && decisions.length > 0 ? summarize(decisions) : undefined, timerLate: late && late.length > 0 ? summarize(late) : undefined, idleRssBytes };
+    return { subject: s.name, knocks: n, lost: n - latencies.length, latency: summarize(latencies), decision: decisions && decisions.length > 0 ? summarize(decisions) : undefined, idleRssBytes };
   } catch (e) {
     await s.stop().catch(() => undefined);
     throw e;

@@ -81,16 +81,34 @@ export function liveCount(): number {
 }
 
 let installed = false;
+const atExit: (() => void)[] = [];
 
-/** Kills every tracked process when this process exits, is interrupted or crashes. */
+/** Runs `fn` (synchronous: removing temporary directories, say) when the process exits, however. */
+export function onExit(fn: () => void): void {
+  atExit.push(fn);
+}
+
+function runAtExit(): void {
+  killAllTracked();
+  for (const fn of atExit.splice(0)) {
+    try {
+      fn();
+    } catch {
+      // best effort on the way out
+    }
+  }
+}
+
+/** Kills every tracked process (and runs onExit callbacks) when this process exits, is interrupted or crashes. */
 export function installCleanup(): void {
   if (installed) return;
   installed = true;
-  process.on('exit', () => killAllTracked());
+  process.on('exit', runAtExit);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
       const n = killAllTracked();
       process.stderr.write(`bench: ${sig}: killed ${n} process(es) started by the benchmark\n`);
+      runAtExit();
       process.exit(130);
     });
   }

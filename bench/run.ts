@@ -14,7 +14,7 @@ import { makeBenchKeys, writeKeyFiles, KNOCKER_ID } from './bench-keys.js';
 import { buildFlooder, commandOwnTime, floodRun, latencyRun, processTimes, type FloodResult, type LatencyResult, type ProcessTime } from './live.js';
 import { describeMachine } from './machine.js';
 import { runMemoryBench, type MemoryResult } from './memory-bench.js';
-import { installCleanup, killAllTracked, liveCount } from './procs.js';
+import { installCleanup, killAllTracked, liveCount, onExit } from './procs.js';
 import { renderReport, renderSummary, type Results } from './report.js';
 import { FwknopdSubject } from './subject-fwknopd.js';
 import { KnockdSubject } from './subject-knockd.js';
@@ -119,6 +119,11 @@ async function inner(): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'spa-bench-'));
   // StateDir for the 100,000-knock run: tmpfs, so it measures memory rather than the disk's fsync.
   const shm = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/spa-bench-') : work;
+  const removeTemp = (): void => {
+    rmSync(work, { recursive: true, force: true });
+    if (shm !== work) rmSync(shm, { recursive: true, force: true });
+  };
+  onExit(removeTemp);
   const errors: Record<string, string> = {};
   const skipped: Record<string, string> = {};
   try {
@@ -255,8 +260,7 @@ async function inner(): Promise<number> {
     const n = killAllTracked();
     if (n > 0) log(`bench: killed ${n} leftover process(es)`);
     if (liveCount() !== 0) log('bench: some processes could not be killed');
-    rmSync(work, { recursive: true, force: true });
-    if (shm !== work) rmSync(shm, { recursive: true, force: true });
+    removeTemp();
   }
 }
 
