@@ -73,7 +73,8 @@ describe('knockd.conf files load unchanged', () => {
     expect(c.doors.length).toBeGreaterThan(0);
   });
 
-  it.skipIf(!existsSync(SEEDS)).each(SEED_SOURCES)('$fixture is verbatim from seeds/$seed:$from-$to', ({ fixture, seed, from, to }) => {
+  // The seeds live in shared/ beside the checkout (CI has it there); a bare clone elsewhere skips.
+  it.skipIf(!existsSync(SEEDS) && process.env['CI'] !== 'true').each(SEED_SOURCES)('$fixture is verbatim from seeds/$seed:$from-$to', ({ fixture, seed, from, to }) => {
     const lines = readFileSync(join(SEEDS, seed), 'utf8').split('\n').slice(from - 1, to);
     expect(readFileSync(join(FIXTURES, fixture), 'utf8')).toBe(`${lines.join('\n')}\n`);
   });
