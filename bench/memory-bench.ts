@@ -28,7 +28,10 @@ export interface MemoryResult {
   readonly pcapBufferMb: number;
   readonly startupMs: number;
   readonly idle: MemorySample;
+  /** 2 s after the last knock. */
   readonly afterKnocks: MemorySample;
+  /** 12 s after the last knock: time for V8 to collect what the knocks left, if it will. */
+  readonly settled: MemorySample;
   readonly accepted: number;
   readonly sent: number;
   readonly rejected: number | undefined;
@@ -113,6 +116,8 @@ export async function runMemoryBench(
     const cpu1 = cpuSeconds(pid);
     await sleep(2000);
     const afterKnocks = sample(pid);
+    await sleep(10_000);
+    const settled = sample(pid);
     const accepted = server.count('accepted');
     const stop = await server.stop();
     return {
@@ -121,6 +126,7 @@ export async function runMemoryBench(
       startupMs,
       idle,
       afterKnocks,
+      settled,
       accepted,
       sent,
       rejected: stop.rejected,

@@ -46,6 +46,8 @@ function table(head: readonly string[], rows: readonly (readonly string[])[]): s
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
+/** +3 ms, −27 ms (how late; negative: early). */
+const signedMs = (ms: number): string => `${Math.round(ms) >= 0 ? '+' : '−'}${Math.abs(Math.round(ms))} ms`;
 const perSec = (n: number | undefined): string => (n === undefined ? 'n/a' : `${fmtInt(n)}/s`);
 const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined || !Number.isFinite(a / b) ? 'n/a' : `${(a / b).toFixed(a / b >= 10 ? 0 : 1)}x`);
 
@@ -119,7 +121,7 @@ export function evaluateTargets(r: Results): TargetRow[] {
     const worstLate = Math.max(...spaFloods.map((f) => f.timerLateMs ?? Infinity));
     rows.push({
       target: t3,
-      measured: spaFloods.map((f) => `${f.label}: ${f.accepted ? fmtMs(f.latencyMs) : 'LOST'}, timer ${f.timerLateMs === undefined ? 'n/a' : `+${f.timerLateMs.toFixed(0)} ms`}${f.aliveAfter ? '' : ', DEAD'}`).join('; '),
+      measured: spaFloods.map((f) => `${f.label}: ${f.accepted ? fmtMs(f.latencyMs) : 'LOST'}, timer ${f.timerLateMs === undefined ? 'n/a' : signedMs(f.timerLateMs)}${f.aliveAfter ? '' : ', DEAD'}`).join('; '),
       status: bad.length === 0 ? 'met' : 'missed',
       margin: bad.length === 0 ? `worst ${fmtMs(worstLat)} (${(ACCEPT_WITHIN_MS / worstLat).toFixed(1)}x under), timers at most ${worstLate.toFixed(0)} ms late` : `missed at ${bad.map((f) => f.label).join(', ')}`,
       why:
@@ -176,13 +178,13 @@ export function evaluateTargets(r: Results): TargetRow[] {
   const m = r.memory;
   if (!m) rows.push(nm(t6, r.skipped['memory'] ?? 'section not run or failed'));
   else {
-    const rss = m.afterKnocks.rssBytes;
-    const ring = m.afterKnocks.ringResidentBytes ?? 0;
+    const rss = m.settled.rssBytes;
+    const ring = m.settled.ringResidentBytes ?? 0;
     const net = rss === undefined ? undefined : rss - ring;
     const ok = net !== undefined && net < 100e6 && m.accepted >= 100_000;
     rows.push({
       target: t6,
-      measured: `RSS ${fmtMb(rss)} of which pcap ring ${fmtMb(ring)} resident (PcapBufferMB ${m.pcapBufferMb}, mapped ${fmtMb(m.afterKnocks.ringMappedBytes)}) → ${fmtMb(net)}; ${fmtInt(m.accepted)} accepted`,
+      measured: `12 s after the last knock: RSS ${fmtMb(rss)} of which pcap ring ${fmtMb(ring)} resident (PcapBufferMB ${m.pcapBufferMb}, mapped ${fmtMb(m.settled.ringMappedBytes)}) → ${fmtMb(net)}; ${fmtInt(m.accepted)} accepted`,
       status: ok ? 'met' : m.accepted < 100_000 ? 'not measured' : 'missed',
       margin: net === undefined ? '' : net < 100e6 ? `${((1 - net / 100e6) * 100).toFixed(0)}% under` : `${fmtMb(net - 100e6)} over`,
       why: m.accepted < 100_000 ? `only ${fmtInt(m.accepted)} knocks accepted before the deadline` : memoryWhy(r, m),
@@ -214,11 +216,14 @@ function memoryWhy(r: Results, m: MemoryResult): string {
   // The 1-key daemon's ring is as large as this one's (same PcapBufferMB): take it off too.
   const oneKeyRingless = oneKey === undefined ? undefined : oneKey - (m.idle.ringResidentBytes ?? 0);
   const idle = ringless(m.idle);
-  const after = ringless(m.afterKnocks);
+  const after = ringless(m.settled);
+  const early = ringless(m.afterKnocks);
   const parts = [
     oneKeyRingless !== undefined ? `idle with 1 key ${fmtMb(oneKeyRingless)} (Node, the daemon’s modules, pino)` : undefined,
     idle !== undefined ? `${oneKeyRingless !== undefined ? `+${fmtMb(idle - oneKeyRingless)}` : fmtMb(idle)} for 10,000 keys at load${r.verify ? ` (in-process, authorizing the same keys and building their tag table grows RSS by ${fmtMb(r.verify.keysMemory.rssBytes)} but the V8 heap by only ${fmtMb(r.verify.keysMemory.heapBytes)}: the rest is native memory: OpenSSL's objects, and what the allocator keeps after the load's 10,000 X25519 computations)` : ''}` : undefined,
-    idle !== undefined && after !== undefined ? `+${fmtMb(after - idle)} for 100,000 accepted knocks` : undefined,
+    idle !== undefined && after !== undefined
+      ? `${after >= idle ? '+' : '−'}${fmtMb(Math.abs(after - idle))} for 100,000 accepted knocks (${early !== undefined ? `${fmtMb(early - idle)} 2 s after the last one; ` : ''}a ReplayGuard entry is ~${r.verify ? (r.verify.replayGuard.heapBytes / r.verify.replayGuard.entries).toFixed(0) : '70'} bytes of heap)`
+      : undefined,
   ].filter((x) => x !== undefined);
   return parts.join('; ');
 }
@@ -298,7 +303,7 @@ function floodSection(r: Results): string {
       f.accepted ? 'yes' : '**no**',
       f.accepted ? fmtMs(f.latencyMs) : '—',
       f.decisionMs !== undefined ? fmtMs(f.decisionMs) : '—',
-      f.timerLateMs === undefined ? '—' : `${f.timerLateMs >= 0 ? '+' : ''}${f.timerLateMs.toFixed(0)} ms`,
+      f.timerLateMs === undefined ? '—' : signedMs(f.timerLateMs),
       f.aliveAfter ? 'yes' : '**no**',
       f.exit,
       fmtMb(f.rssBytes),
@@ -355,9 +360,12 @@ function floodNotes(r: Results): string[] {
       }
     }
   }
-  for (const f of r.floods.filter((x) => x.subject.startsWith('fwknopd'))) {
-    if (f.seen === undefined) continue;
-    notes.push(`- ${f.subject}, ${f.label}: examined ${perSec(f.seen / 3)} of ${perSec(f.sentPerSec)} sent (CPU ${fmtPct(f.cpuPct)}); knock ${f.accepted ? 'accepted' : 'lost'}. With Debian’s defaults its loop reads what libpcap has, then sleeps PCAP_LOOP_SLEEP (100 ms); its ring fills meanwhile and the kernel drops the rest, the knock among them.`);
+  for (const name of [...new Set(r.floods.map((x) => x.subject))].filter((x) => x.startsWith('fwknopd'))) {
+    const fs = r.floods.filter((x) => x.subject === name && x.seen !== undefined);
+    if (fs.length === 0) continue;
+    notes.push(
+      `- ${name}: examined ${fs.map((f) => `${perSec(f.seen! / 3)} of ${perSec(f.sentPerSec)} (${f.label})`).join(', ')}; the knock was ${fs.every((f) => !f.accepted) ? 'lost every time' : fs.map((f) => `${f.accepted ? 'accepted' : 'lost'} at ${f.label}`).join(', ')}. With Debian’s defaults its loop reads what libpcap holds, then sleeps PCAP_LOOP_SLEEP (100 ms); meanwhile its ring fills and the kernel drops the rest, the knock among them.`,
+    );
   }
   for (const f of r.floods.filter((x) => x.subject === 'knockd' && !x.accepted && (x.lostPct ?? 100) < 20)) {
     notes.push(
@@ -428,7 +436,7 @@ function memorySection(m: MemoryResult): string {
     `spa-server with ${fmtInt(m.keys)} authorized keys (started in ${(m.startupMs / 1000).toFixed(1)} s), PcapBufferMB = ${m.pcapBufferMb} (mapped ring ${fmtMb(m.idle.ringMappedBytes)}${m.ring ? `: ${m.ring}` : ''}), ${m.stateDirNote}.`,
     `${fmtInt(m.accepted)} knocks accepted (${fmtInt(m.sent)} sent) in ${(m.knockMs / 1000).toFixed(1)} s = ${perSec(m.acceptedPerSec)}, daemon CPU ${fmtPct(m.serverCpuPct)}; all from one key and address, so they extend one rule; each a fresh nonce, so the replay guard holds ${Number.isFinite(m.replayEntries) ? fmtInt(m.replayEntries) : 'the knocks of the last 120 s'} entries (its capacity is 1,000,000). SIGTERM: ${m.exit}.`,
     '',
-    table(['when', 'RSS', 'pcap ring resident', 'RSS without the ring'], [row('idle, 10,000 keys', m.idle), row('after 100,000 accepted knocks', m.afterKnocks)]),
+    table(['when', 'RSS', 'pcap ring resident', 'RSS without the ring'], [row('idle, 10,000 keys', m.idle), row('2 s after 100,000 accepted knocks', m.afterKnocks), row('12 s after them', m.settled)]),
     '',
     'The ring is libpcap’s PACKET_MMAP buffer: the `socket:[…]` mapping in /proc/PID/smaps.',
   ].join('\n');
