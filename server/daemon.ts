@@ -407,7 +407,7 @@ export class Daemon {
       for (const t of this.timers.values()) clearTimeout(t);
     }
     await Promise.all([...this.chains.values()]);
-    this.log.info({ closed: closeAll, left: this.grants.size, accepted: this.counters.accepted, rejected: this.counters.rejected }, 'stopped');
+    this.log.info({ closed: closeAll, left: this.grants.size, accepted: this.counters.accepted, rejected: this.counters.rejected, capture: this.source?.stats() }, 'stopped');
     this.replayStore.close();
     this.journal.close();
   }
