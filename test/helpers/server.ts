@@ -4,6 +4,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { BIN, runCli } from './cli.js';
 
 export interface Keys {
@@ -91,8 +92,10 @@ export class ServerProcess {
 
 const running = new Set<ServerProcess>();
 
-export async function startServer(args: string[], opts: { ready?: boolean } = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [BIN['spa-server'], ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** `forceGc`: run the server under test/helpers/gc-server.mjs, which calls gc() every 10 ms. */
+export async function startServer(args: string[], opts: { ready?: boolean; forceGc?: boolean } = {}): Promise<ServerProcess> {
+  const entry = opts.forceGc ? ['--expose-gc', fileURLToPath(new URL('./gc-server.mjs', import.meta.url))] : [BIN['spa-server']];
+  const child = spawn(process.execPath, [...entry, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   const p = new ServerProcess(child);
   running.add(p);
   void p.exited().then(() => running.delete(p));
