@@ -77,8 +77,14 @@ stop_command = echo close %IP% >> ${effects}
   afterAll(stopAllServers);
 
   it.each([
-    ['right-size garbage (passes the kernel filter, dies at the tag lookup), unpaced', DATAGRAM_BYTES, 0, false],
-    ['right-size garbage, unpaced, with gc() forced in the server every 10 ms', DATAGRAM_BYTES, 0, true],
+    // Right-size garbage passes the kernel filter and dies at the tag lookup. Unpaced, lo's
+    // ring (1,023 frames: cap's snaplen is 65535 and lo's MTU 64 KiB) loses ~1% of it, the
+    // knock with the same odds: that is measured by npm run bench, not asserted here.
+    ['right-size garbage at 30k/s', DATAGRAM_BYTES, 30_000, false],
+    // Every frame reaches cap's buffer (right size), and a full gc() runs every 10 ms: the
+    // use-after-free of DESIGN.md would kill the server here. 20k/s, not unpaced: full GCs
+    // every 10 ms leave the daemon too little CPU to drain lo's 1,023-frame ring at any rate.
+    ['right-size garbage at 20k/s, with gc() forced in the server every 10 ms', DATAGRAM_BYTES, 20_000, true],
     ['right-size garbage at 10k/s', DATAGRAM_BYTES, 10_000, false],
     ['wrong-size garbage (dropped in the kernel), unpaced', 100, 0, false],
   ])('%s', async (_name, payloadBytes, ratePerSec, forceGc) => {
