@@ -5,13 +5,13 @@
 import { readFileSync, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRunning, onLines, runTracked, spawnTracked, stopTracked, type Tracked } from './procs.js';
-import { exitText, readStamps, Sender, stampCount, waitUntil, type FloodSpec, type StopReport, type Subject } from './subject.js';
+import { exitText, Sender, StampedSubject, waitUntil, type FloodSpec, type StopReport, type Subject } from './subject.js';
 import { det } from './util.js';
 
 const PORT = 62201;
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
-export class FwknopdSubject implements Subject {
+export class FwknopdSubject extends StampedSubject implements Subject {
   readonly name: string;
   readonly flood: FloodSpec = {
     port: PORT,
@@ -25,8 +25,6 @@ export class FwknopdSubject implements Subject {
   private readonly sender = new Sender();
   private packets: Buffer[] = [];
   private dir = '';
-  private openFile = '';
-  private closeFile = '';
   private hmacFailLines = 0;
   private ready = false;
   private readonly key: string;
@@ -37,6 +35,7 @@ export class FwknopdSubject implements Subject {
     private readonly stanzas: number,
     private readonly stamp: string,
   ) {
+    super();
     this.name = `fwknopd, ${stanzas} stanza${stanzas === 1 ? '' : 's'}`;
     this.key = b64(det('fwknop key', 32));
     this.hmacKey = b64(det('fwknop hmac key', 64));
@@ -111,17 +110,6 @@ export class FwknopdSubject implements Subject {
     return this.sender.send(PORT, [d]);
   }
 
-  opens(): number[] {
-    return readStamps(this.openFile);
-  }
-
-  closes(): number[] {
-    return readStamps(this.closeFile);
-  }
-
-  openCount(): number {
-    return stampCount(this.openFile);
-  }
 
   async stop(): Promise<StopReport> {
     const p = this.proc;

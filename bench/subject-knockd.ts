@@ -5,7 +5,7 @@
 import { createReadStream, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRunning, spawnTracked, stopTracked, type Tracked } from './procs.js';
-import { exitText, readStamps, Sender, stampCount, waitUntil, type FloodSpec, type StopReport, type Subject } from './subject.js';
+import { exitText, Sender, StampedSubject, waitUntil, type FloodSpec, type StopReport, type Subject } from './subject.js';
 
 export const KNOCKD_SEQUENCE = [7000, 8000, 9000] as const;
 const FLOOD_SOURCE = '127.0.0.2';
@@ -27,7 +27,7 @@ async function countInFile(file: string, needle: string): Promise<number> {
   return n;
 }
 
-export class KnockdSubject implements Subject {
+export class KnockdSubject extends StampedSubject implements Subject {
   readonly name = 'knockd';
   readonly flood: FloodSpec = {
     port: KNOCKD_SEQUENCE[0],
@@ -40,14 +40,14 @@ export class KnockdSubject implements Subject {
   private proc: Tracked | undefined;
   private readonly sender = new Sender();
   private dir = '';
-  private openFile = '';
-  private closeFile = '';
   private logFile = '';
 
   constructor(
     private readonly workRoot: string,
     private readonly stamp: string,
-  ) {}
+  ) {
+    super();
+  }
 
   get pid(): number | undefined {
     return this.proc?.pid;
@@ -96,17 +96,6 @@ export class KnockdSubject implements Subject {
     return this.sender.send(KNOCKD_SEQUENCE, [one, one, one]);
   }
 
-  opens(): number[] {
-    return readStamps(this.openFile);
-  }
-
-  closes(): number[] {
-    return readStamps(this.closeFile);
-  }
-
-  openCount(): number {
-    return stampCount(this.openFile);
-  }
 
   async stop(): Promise<StopReport> {
     const p = this.proc;

@@ -8,7 +8,7 @@ import { DATAGRAM_BYTES, DEFAULT_PORT, NONCE_BYTES, VERSION } from '../src/proto
 import type { BenchKeys, KeyFiles } from './bench-keys.js';
 import { knockMaker, type KnockMaker } from './knock-maker.js';
 import { isRunning, onLines, packetRing, spawnTracked, stopTracked, type Tracked } from './procs.js';
-import { exitText, readStamps, Sender, stampCount, waitUntil, type FloodSpec, type StopReport, type Subject } from './subject.js';
+import { exitText, Sender, StampedSubject, waitUntil, type FloodSpec, type StopReport, type Subject } from './subject.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const SPA_SERVER_BIN = join(ROOT, 'dist/server/bin.js');
@@ -136,7 +136,7 @@ export class SpaServer {
   }
 }
 
-export class SpaSubject implements Subject {
+export class SpaSubject extends StampedSubject implements Subject {
   readonly name: string;
   readonly flood: FloodSpec = {
     port: DEFAULT_PORT,
@@ -149,8 +149,6 @@ export class SpaSubject implements Subject {
   private server: SpaServer | undefined;
   private readonly make: KnockMaker;
   private readonly sender = new Sender();
-  private openFile = '';
-  private closeFile = '';
   /** The daemon's PACKET_MMAP ring as `ss` shows it (version, frame size, frames). */
   ring: string | undefined;
 
@@ -162,6 +160,7 @@ export class SpaSubject implements Subject {
     private readonly stamp: string,
     private readonly pcapBufferMb?: number,
   ) {
+    super();
     this.name = pcapBufferMb === undefined ? 'spa-server' : `spa-server, PcapBufferMB ${pcapBufferMb}`;
     this.make = knockMaker(keys.clients[0]!, keys.server);
   }
@@ -203,17 +202,6 @@ export class SpaSubject implements Subject {
     return this.sender.send(DEFAULT_PORT, [d]);
   }
 
-  opens(): number[] {
-    return readStamps(this.openFile);
-  }
-
-  closes(): number[] {
-    return readStamps(this.closeFile);
-  }
-
-  openCount(): number {
-    return stampCount(this.openFile);
-  }
 
   async stop(): Promise<StopReport> {
     const s = this.server;

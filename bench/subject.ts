@@ -123,3 +123,21 @@ export async function waitUntil(pred: () => boolean, timeoutMs: number, everyMs 
 export function exitText(r: { code: number | null; signal: NodeJS.Signals | null }): string {
   return r.code !== null ? `exit ${r.code}` : `signal ${r.signal ?? '?'}`;
 }
+
+/** The stamp files of a subject's open and close commands, and their readers (all three subjects). */
+export abstract class StampedSubject {
+  protected openFile = '';
+  protected closeFile = '';
+
+  opens(): number[] {
+    return readStamps(this.openFile);
+  }
+
+  closes(): number[] {
+    return readStamps(this.closeFile);
+  }
+
+  openCount(): number {
+    return stampCount(this.openFile);
+  }
+}
