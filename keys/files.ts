@@ -76,13 +76,15 @@ export function readAuthorizedKeysFile(file: string): { entries: AuthorizedEntry
  * force; the mode is set at creation so a secret is never briefly readable.
  */
 export function writeNewFile(file: string, text: string, mode: number, force: boolean): void {
-  const flags = constants.O_WRONLY | constants.O_CREAT | (force ? constants.O_TRUNC : constants.O_EXCL);
+  // O_NOFOLLOW: --force over a symlink must not write a secret wherever the link points.
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (force ? constants.O_TRUNC : constants.O_EXCL);
   let fd: number;
   try {
     fd = openSync(file, flags, mode);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') throw new UserError('key.exists', `already exists; not overwriting a key without --force`, { file });
+    if (code === 'ELOOP') throw new UserError('key.exists', `is a symbolic link; not writing a key through it`, { file });
     if (code === 'ENOENT') throw new UserError('file.missing', `directory does not exist`, { file });
     if (code === 'EACCES') throw new UserError('file.missing', `permission denied`, { file });
     throw new SystemError('io', `${file}: ${(e as Error).message}`, { cause: e });

@@ -5,6 +5,7 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { accessText } from '../src/net/access.js';
+import { parseAddress } from '../src/net/address.js';
 import type { Grant } from './core/grants.js';
 
 export const CONTROL_SOCKET = 'control.sock';
@@ -36,20 +37,29 @@ export function serveControl(stateDir: string, h: ControlHandlers): Server {
   const server = createServer((conn) => {
     let buf = '';
     conn.setEncoding('utf8');
-    conn.on('data', (d: string) => {
+    const onData = (d: string): void => {
       buf += d;
-      if (buf.length > 4096) return conn.destroy();
+      if (buf.length > 4096) return void conn.destroy();
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
+      // One request per connection: later bytes are ignored.
+      conn.off('data', onData);
       void answer(buf.slice(0, nl)).then((reply) => conn.end(`${JSON.stringify(reply)}\n`));
-    });
+    };
+    conn.on('data', onData);
     conn.on('error', () => undefined);
   });
   const answer = async (line: string): Promise<ControlReply> => {
     try {
       const req = JSON.parse(line) as ControlRequest;
       if (req.cmd === 'status') return { ok: true, grants: h.status() };
-      if (req.cmd === 'close') return { ok: true, grants: await h.close(req.all ? undefined : req.addr) };
+      if (req.cmd === 'close') {
+        // Closing everything must be asked for by name; an address must be one.
+        if (req.all === true) return { ok: true, grants: await h.close(undefined) };
+        const addr = typeof req.addr === 'string' ? parseAddress(req.addr) : undefined;
+        if (!addr) return { ok: false, error: 'close: give a valid address or all' };
+        return { ok: true, grants: await h.close(addr.text) };
+      }
       return { ok: false, error: 'unknown request' };
     } catch (e) {
       return { ok: false, error: (e as Error).message };

@@ -36,6 +36,12 @@ export interface DaemonOptions {
 }
 
 const SECOND = 1000;
+/** setTimeout's longest delay (2^31 - 1 ms); longer deadlines are reached in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A close whose command failed is tried again after this long. */
+const CLOSE_RETRY_MS = 30 * SECOND;
+/** Sequence-door openings held at once (each completed knock holds one until its stop runs). */
+const MAX_SEQUENCE_GRANTS = 1024;
 
 export class Daemon {
   private runtime!: Runtime;
@@ -269,11 +275,15 @@ export class Daemon {
     const opening = openingOf(g, this.nowMs());
     const steps: Step[] = kind === 'open' ? backend.open(opening) : backend.extend(opening);
     this.chain(key, async () => {
+      // An extend queued behind an open that failed (and was rolled back), or behind a
+      // close, has nothing left to extend.
+      if (kind === 'extend' && this.grants.get(key) !== g) return;
       const r = await applyAll(steps);
       if (r.ok) return;
       this.log.error({ door: g.door, id: g.id, addr: g.addr.text, access: accessText(g.access!), error: r.message }, kind === 'open' ? 'open failed' : 'extend failed');
-      if (kind === 'open') {
-        // Nothing was opened: the journal must not claim it.
+      // Nothing was opened: the journal must not claim it. Unless a later knock's extend is
+      // queued behind this (it owns the grant now, and will ensure the rule itself).
+      if (kind === 'open' && this.grants.get(key) === g) {
         clearTimeout(this.timers.get(key));
         this.timers.delete(key);
         this.grants.delete(key);
@@ -287,6 +297,11 @@ export class Daemon {
     const d = this.runtime.config.doors.find((x) => x.name === door);
     const b = this.runtime.backends.get(door);
     if (!d || !b) return Promise.resolve(false);
+    // Sequences are unauthenticated and replayable: bound what completions can hold open.
+    if (this.grants.list().filter((x) => x.access === undefined).length >= MAX_SEQUENCE_GRANTS) {
+      this.log.warn({ door, src: addr.text, limit: MAX_SEQUENCE_GRANTS }, 'too many sequence openings; not opening');
+      return Promise.resolve(false);
+    }
     // One grant per completed knock, as knockd: a start now, its own stop cmd_timeout later.
     // The id tells them apart, also from a previous run's (journal) ones.
     const nowMs = this.nowMs();
@@ -304,17 +319,28 @@ export class Daemon {
     }
     return new Promise((resolve) => {
       this.chain(key, async () => {
-        const r = await applyAll(b.open(openingOf(g, this.nowMs())));
-        if (!r.ok) this.log.error({ door, addr: addr.text, error: r.message }, 'open failed');
-        resolve(r.ok);
+        let ok = false;
+        try {
+          const r = await applyAll(b.open(openingOf(g, this.nowMs())));
+          if (!r.ok) this.log.error({ door, addr: addr.text, error: r.message }, 'open failed');
+          ok = r.ok;
+        } finally {
+          resolve(ok);
+        }
       });
     });
   }
 
+  /** Arms the close of g at g.untilMs; a deadline beyond setTimeout's 24.8 days is reached in steps. */
   private armClose(g: Grant): void {
     const key = grantKey(g);
     clearTimeout(this.timers.get(key));
-    const t = setTimeout(() => void this.close(key), Math.max(0, g.untilMs - this.nowMs()));
+    const delayMs = Math.min(Math.max(0, g.untilMs - this.nowMs()), MAX_TIMER_MS);
+    const t = setTimeout(() => {
+      const current = this.grants.get(key);
+      if (current && current.untilMs > this.nowMs()) this.armClose(current);
+      else void this.close(key);
+    }, delayMs);
     this.timers.set(key, t);
   }
 
@@ -330,11 +356,21 @@ export class Daemon {
       const r = await applyAll(steps);
       const fields = { door: g.door, id: g.id, addr: g.addr.text, access: g.access ? accessText(g.access) : undefined };
       if (!r.ok) {
-        // The rule may still be there: the journal keeps it, so `spa-server close` or the next start retries.
-        this.log.error({ ...fields, error: r.message }, 'close failed');
+        // The rule may still be there: keep it (journal, status) and try again later, unless
+        // a new knock reopened it meanwhile (its own timer closes it then).
+        this.log.error({ ...fields, error: r.message, retryInSec: CLOSE_RETRY_MS / SECOND }, 'close failed');
+        if (!this.stopping && !this.grants.get(key)) {
+          const retry: Grant = { ...g, untilMs: this.nowMs() + CLOSE_RETRY_MS };
+          this.grants.set(retry);
+          this.armClose(retry);
+        }
         return;
       }
       this.journal.closed(g);
+      // A knock for the same rule between the delete above and now journaled its open before
+      // this close: journal it again, or a restart would forget an open rule.
+      const reopened = this.grants.get(key);
+      if (reopened) this.journal.opened(reopened);
       this.log.info(fields, 'closed');
     });
   }

@@ -214,8 +214,8 @@ export class SequenceEngine {
               return;
             }
             this.log.info({ door: e.door, src: e.src.text }, 'sequence accepted');
-            // Not awaited: a slow start command must not hold up other doors' opens (knockd
-            // forks one child per open). The daemon keeps one (door, address) in order.
+            // Not awaited: a slow start command must not hold up other doors' opens. Each
+            // completion runs on its own, as knockd forks one child per open.
             const p = this.open(e.door, e.src).catch((err: unknown) => this.log.error({ door: e.door, src: e.src.text, error: (err as Error).message }, 'sequence open failed'));
             this.opening.add(p);
             void p.then(() => this.opening.delete(p));

@@ -1,6 +1,6 @@
 // spa-knock and spa-server keygen as processes: files, modes, messages, exit codes,
 // and a real knock over UDP on 127.0.0.1 decoded with the server's key.
-import { mkdtempSync, readFileSync, statSync, chmodSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, chmodSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
@@ -57,6 +57,16 @@ describe('keygen', () => {
     const g = await knock('keygen', '--id', 'tmp1', '--dir', join(dir, 'forced'), '--force');
     expect(g.code).toBe(0);
     expect(g.stdout).not.toBe(f.stdout);
+  });
+
+  it('--force does not write a key through a symbolic link', async () => {
+    const target = join(dir, 'elsewhere');
+    writeFileSync(target, 'untouched\n');
+    symlinkSync(target, join(home, 'linked.key'));
+    const r = await knock('keygen', '--id', 'linked', '--force');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`spa-knock: ${join(home, 'linked.key')}: is a symbolic link; not writing a key through it\n`);
+    expect(readFileSync(target, 'utf8')).toBe('untouched\n');
   });
 
   it('refuses a bad id', async () => {
