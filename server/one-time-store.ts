@@ -1,11 +1,11 @@
 // Reads one_time_sequences files and rewrites them crash-safely after a use. Shell (fs).
-// The rewrite is tmp file + fsync + rename + fsync of the directory: after a crash at any
-// point the file holds either the old list or the new one, never a torn or empty one.
+// The rewrite is store.ts's writeFileAtomic (tmp, fsync, rename, fsync of the directory):
+// after a crash at any point the file holds the old list or the new one, never a torn one.
 import { readFileSync } from 'node:fs';
-import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { SystemError, UserError } from '../src/errors.js';
 import type { KnockPort } from '../src/config/types.js';
+import { writeFileAtomic } from './store.js';
 import { parseOneTimeFile, planOneTimeUse, type OneTimeFile, type OneTimePlan } from './core/one-time.js';
 
 /** Reads and parses a one_time_sequences file; a missing file is a UserError, an unreadable one a SystemError. */
@@ -44,52 +44,6 @@ export function useOneTimeSequence(path: string, used: readonly KnockPort[]): Pr
     if (queues.get(path) === tail) queues.delete(path);
   });
   return next;
-}
-
-/**
- * Replaces a file's contents atomically and durably. A symlink is followed (the link stays a
- * link); the file keeps its mode and, when we may, its owner, so a restarted knockd (which
- * opens it read-write) can still use it.
- */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  let real = path;
-  let mode = 0o600;
-  let owner: { uid: number; gid: number } | undefined;
-  try {
-    real = await realpath(path);
-    const st = await stat(real);
-    mode = st.mode & 0o7777;
-    owner = { uid: st.uid, gid: st.gid };
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new SystemError('io', `${path}: cannot stat: ${(e as Error).message}`, { cause: e });
-  }
-  const dir = dirname(real);
-  const tmp = join(dir, `.${basename(real)}.${process.pid}.tmp`);
-  try {
-    const fh = await open(tmp, 'w', mode);
-    try {
-      await fh.chmod(mode); // open()'s mode is filtered by the umask
-      if (owner && process.getuid?.() === 0) await fh.chown(owner.uid, owner.gid);
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, real);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw new SystemError('io', `${path}: cannot write: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch (e) {
-    throw new SystemError('io', `${dir}: cannot sync directory: ${(e as Error).message}`, { cause: e });
-  }
 }
 
 /**

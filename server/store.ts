@@ -1,7 +1,7 @@
 // Durable files under StateDir: atomic rewrite (tmp, fsync, rename, fsync dir) and
 // append-only logs flushed before the caller acts. Shell.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, constants } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { SystemError } from '../src/errors.js';
 
 function fsyncDir(dir: string): void {
@@ -13,18 +13,50 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Replaces `file` with `text` so that a crash leaves either the old or the new file, never a mix. */
+/**
+ * Replaces `file` with `text` so that a crash leaves either the old or the new file, never a
+ * mix: tmp file, fsync, rename, fsync of the directory. A symlink is followed (the link stays
+ * a link); an existing file keeps its mode and, when we may, its owner (a restarted knockd
+ * opens its one_time_sequences file read-write); a new one gets `mode`.
+ */
 export function writeFileAtomic(file: string, text: string, mode = 0o600): void {
-  const tmp = join(dirname(file), `.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  let real = file;
+  let keepMode = mode;
+  let owner: { uid: number; gid: number } | undefined;
   try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    real = realpathSync(file);
+    const st = statSync(real);
+    keepMode = st.mode & 0o7777;
+    owner = { uid: st.uid, gid: st.gid };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new SystemError('io', `${file}: cannot stat: ${(e as Error).message}`, { cause: e });
   }
-  renameSync(tmp, file);
-  fsyncDir(dirname(file));
+  const dir = dirname(real);
+  const tmp = join(dir, `.${basename(real)}.${process.pid}.tmp`);
+  try {
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, keepMode);
+    try {
+      fchmodSync(fd, keepMode); // open()'s mode is filtered by the umask
+      if (owner && process.getuid?.() === 0) fchownSync(fd, owner.uid, owner.gid);
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, real);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // nothing to clean up, or not ours to remove (the failure is reported below)
+    }
+    throw new SystemError('io', `${file}: cannot write: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    fsyncDir(dir);
+  } catch (e) {
+    throw new SystemError('io', `${dir}: cannot sync directory: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** Lines of a log file; a torn last line (no newline: a crash mid-append) is dropped. */

@@ -12,23 +12,15 @@ import { makeBackend } from '../../server/firewall/index.js';
 import { applyAll } from '../../server/firewall/run.js';
 import type { Backend, DoorRules, Opening, Step } from '../../server/firewall/types.js';
 import { cleanupAllLabs, NetnsLab, netnsUnavailable, nsExec, sweepStaleNetns, type Netns, type TwoHosts } from '../helpers/netns.js';
+import { missingFor } from '../helpers/requirements.js';
 
 const PORT = 2222;
 /** How long a connection attempt must stay unanswered to count as dropped. */
 const DROPPED_MS = 600;
 const DOORS: DoorRules[] = [{ door: 'ssh', protect: true, access: [{ proto: 'tcp', port: PORT }] }];
 
-function toolMissing(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return false;
-  } catch {
-    return true;
-  }
-}
-
 const why = await netnsUnavailable();
-const missing = ['nft', 'iptables', 'ip6tables', 'iptables-restore', 'ufw', 'firewalld', 'firewall-cmd', 'dbus-daemon'].filter(toolMissing);
+const missing = ['nft', 'iptables', 'ip6tables', 'iptables-restore', 'ufw', 'firewalld', 'firewall-cmd', 'dbus-daemon'].filter((t) => missingFor({ tools: [t] }) !== undefined);
 const strict = process.env.CI === 'true';
 const suite = describe.skipIf(why !== undefined && !strict);
 const needs = (tools: string[]) => it.skipIf(tools.some((t) => missing.includes(t)) && !strict);

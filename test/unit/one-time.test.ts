@@ -7,7 +7,8 @@ import { parseSequence } from '../../src/config/sequence.js';
 import type { KnockPort } from '../../src/config/types.js';
 import { SystemError, UserError } from '../../src/errors.js';
 import { parseOneTimeFile, planOneTimeUse } from '../../server/core/one-time.js';
-import { readOneTimeFile, useOneTimeSequence, writeFileAtomic } from '../../server/one-time-store.js';
+import { readOneTimeFile, useOneTimeSequence } from '../../server/one-time-store.js';
+import { writeFileAtomic } from '../../server/store.js';
 
 function seq(s: string): KnockPort[] {
   const r = parseSequence(s);
@@ -181,7 +182,7 @@ describe('one-time-store: kill -9 in the middle of rewrites never tears the file
     writeFileSync(join(dir, 'B'), B);
     const child = `
       import { readFileSync } from 'node:fs';
-      import { writeFileAtomic } from ${JSON.stringify(join(out, 'server/one-time-store.js'))};
+      import { writeFileAtomic } from ${JSON.stringify(join(out, 'server/store.js'))};
       const [a, b] = ['A', 'B'].map((n) => readFileSync(${JSON.stringify(dir)} + '/' + n, 'utf8'));
       process.stdout.write('ready\\n');
       for (let i = 0; ; i++) await writeFileAtomic(${JSON.stringify(path)}, i % 2 ? a : b);
