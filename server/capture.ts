@@ -26,6 +26,13 @@ export const DEFAULT_MAX_STALL_MS = 1000;
  * Reopens stop at this many (10 MB); the capture then only sheds.
  */
 export const MAX_RETAINED_HANDLES = 10_000;
+/**
+ * setFilter: the old handle stays open this long beside the new one, so the frames already in its
+ * ring are read before it closes (no gap); frames both rings hold meanwhile are delivered once.
+ */
+export const FILTER_OVERLAP_MS = 250;
+/** Frames remembered per handle while two are open, to deliver each frame once (bounded). */
+const MAX_OVERLAP_FRAMES = 4096;
 
 export type CaptureRejectReason = FrameRejectReason | 'capture.truncated';
 
@@ -54,6 +61,10 @@ export interface CaptureStats {
   readonly shed: number;
   /** Times the capture closed and reopened its handle because a burst lasted maxStallMs. */
   readonly reopens: number;
+  /** Times setFilter replaced the filter. */
+  readonly filterSwaps: number;
+  /** Frames both handles delivered while a filter was replaced, dropped as the copies they are. */
+  readonly duplicates: number;
 }
 
 // cap 0.2.1 ships no types; this is the part of its API we use (lib/Cap.js, src/binding.cc).
@@ -90,6 +101,14 @@ export class Capture {
   private readonly buffer: Buffer;
   private readonly view: Uint8Array;
   private handle: CapHandle | undefined;
+  /** The previous handle after setFilter, open until FILTER_OVERLAP_MS have passed. */
+  private draining: CapHandle | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
+  /** While two handles are open: the frames each delivered that the other has not (yet). */
+  private seenOld = new Map<string, number>();
+  private seenNew = new Map<string, number>();
+  private filterSwaps = 0;
+  private duplicates = 0;
   private options: Required<CaptureOptions> | undefined;
   private linkType: LinkType = 'ETHERNET';
   private closed = false;
@@ -168,12 +187,59 @@ export class Capture {
       rejectedBy: { ...this.rejectedBy },
       shed: this.shed,
       reopens: this.reopens,
+      filterSwaps: this.filterSwaps,
+      duplicates: this.duplicates,
     };
+  }
+
+  /** Capture handles this process may still make (see MAX_RETAINED_HANDLES). */
+  handlesLeft(): number {
+    return MAX_RETAINED_HANDLES - retained.length;
+  }
+
+  /**
+   * Replaces the filter with no gap: a handle on the new filter opens first (the kernel fills both
+   * rings from then on), the old one is read for FILTER_OVERLAP_MS more and then closed, and a
+   * frame that both deliver in that time is passed on once. cap 0.2.1 has no pcap_setfilter, and
+   * each replacement retains one handle (~1 KB, see `retained`). Throws SystemError('capture') if
+   * libpcap refuses the filter; the old one then stays.
+   */
+  setFilter(filter: string): void {
+    const o = this.options;
+    if (o === undefined || this.closed) throw new Error('Capture.setFilter before open or after close');
+    if (filter === o.filter) return;
+    this.options = { ...o, filter };
+    const old = this.handle;
+    // Paused (a reopen is pending): the reopen takes the new filter.
+    if (old === undefined) return;
+    try {
+      this.openHandle();
+    } catch (err) {
+      this.options = o;
+      this.handle = old;
+      throw err;
+    }
+    this.filterSwaps++;
+    this.endOverlap(); // a third handle: the oldest one has had its time
+    this.draining = old;
+    this.drainTimer = setTimeout(() => this.endOverlap(), FILTER_OVERLAP_MS);
+    this.drainTimer.unref();
+  }
+
+  private endOverlap(): void {
+    clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
+    const h = this.draining;
+    this.draining = undefined;
+    if (h !== undefined) closeHandle(h);
+    this.seenOld = new Map();
+    this.seenNew = new Map();
   }
 
   /** Stops capturing. Safe to call more than once, and from inside a frame handler. */
   close(): void {
     this.closed = true;
+    this.endOverlap();
     const h = this.handle;
     this.handle = undefined;
     if (h !== undefined) closeHandle(h);
@@ -232,7 +298,8 @@ export class Capture {
    * level-triggered; the rest would come on the next turn).
    */
   private onPacket(handle: CapHandle, view: Uint8Array, nbytes: number, truncated: boolean): void {
-    if (handle !== this.handle) return; // a frame cap delivers while closing: not ours any more
+    if (handle !== this.handle && handle !== this.draining) return; // cap delivers while closing: not ours
+    if (this.draining !== undefined && this.isDuplicate(handle === this.draining, nbytes)) return;
     this.received++;
     const t = performance.now();
     if (this.burstStartMs < 0) {
@@ -268,6 +335,22 @@ export class Capture {
     });
   }
 
+  /** During a filter swap: whether the other handle already delivered these bytes (then forget it). */
+  private isDuplicate(fromOld: boolean, nbytes: number): boolean {
+    const key = this.buffer.toString('latin1', 0, nbytes);
+    const other = fromOld ? this.seenNew : this.seenOld;
+    const n = other.get(key);
+    if (n !== undefined) {
+      if (n > 1) other.set(key, n - 1);
+      else other.delete(key);
+      this.duplicates++;
+      return true;
+    }
+    const own = fromOld ? this.seenOld : this.seenNew;
+    if (own.size < MAX_OVERLAP_FRAMES) own.set(key, (own.get(key) ?? 0) + 1);
+    return false;
+  }
+
   private reject(reason: CaptureRejectReason): void {
     this.rejected++;
     this.rejectedBy[reason] = (this.rejectedBy[reason] ?? 0) + 1;
@@ -278,6 +361,7 @@ export class Capture {
     const h = this.handle;
     // Out of handles to spend: keep shedding (the loop still starves if cap alone cannot keep up).
     if (h === undefined || retained.length >= MAX_RETAINED_HANDLES) return;
+    this.endOverlap();
     this.handle = undefined;
     this.reopens++;
     closeHandle(h);

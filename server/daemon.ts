@@ -153,6 +153,7 @@ export class Daemon {
       udpPorts: this.sequences?.ports('udp') ?? [],
       bufferBytes: o.pcapBufferMb * 1024 * 1024,
       onFrame,
+      kernelFilter: { tags: this.tags, windowSec: () => this.runtime.config.options.windowSec, nowMs: this.nowMs, notice: (level, fields, msg) => this.log[level](fields, msg) },
       onError: (e) => {
         this.log.error({ error: e.message }, 'capture failed; stopping');
         process.kill(process.pid, 'SIGTERM');
@@ -238,6 +239,7 @@ export class Daemon {
       return;
     }
     this.replay.add(v.nonceKey, v.timeSec);
+    this.source?.accepted?.(f.payload, nowSec);
     const door = this.runtime.config.doors.find((d) => d.name === p.door.name);
     const untilMs = nowMs + (door?.cmdTimeoutSec ?? 10) * SECOND;
     this.counters.accepted++;
@@ -389,6 +391,7 @@ export class Daemon {
     const nowMs = this.nowMs();
     const nowSec = Math.floor(nowMs / SECOND);
     this.tags.refresh(nowSec);
+    this.source?.refresh?.(nowSec);
     this.replay.sweep(nowSec);
     try {
       this.replayStore.maybeCompact(this.replay);
@@ -414,6 +417,7 @@ export class Daemon {
     }
     this.runtime = next;
     this.tags.setClients(next.clients, Math.floor(this.nowMs() / SECOND));
+    this.source?.refresh?.(Math.floor(this.nowMs() / SECOND), true);
     void (this.sequences?.reconfigure(next.config) ?? Promise.resolve())
       .catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'sequence reload failed'))
       .then(() => this.maybeReopenSource());

@@ -11,8 +11,12 @@ export interface PacketSource {
    * drops are not known; `shed` counts frames dropped undecoded so that timers could run
    * under a flood, `reopens` the times the handle was reopened for the same reason.
    */
-  stats(): { received: number; frames: number; rejected: number; shed: number; reopens: number } | undefined;
+  stats(): { received: number; frames: number; rejected: number; shed: number; reopens: number; filterSwaps?: number; duplicates?: number } | undefined;
   close(): void;
+  /** The kernel filter (pcap only): tags may have changed (tick, reload: keysChanged). */
+  refresh?(nowSec: number, keysChanged?: boolean): void;
+  /** The kernel filter (pcap only): this datagram was accepted; exclude its nonce. */
+  accepted?(datagram: Uint8Array, nowSec: number): void;
 }
 
 /** Binds [::]:port dual-stack (IPv4 arrives as ::ffff:a.b.c.d and is folded to IPv4). */
