@@ -13,8 +13,14 @@ import {
   type LinkType,
 } from './core/frame.js';
 
-/** 64 MiB: measured here, a 10 MB buffer lost 10-25% of a 25k/s flood in the kernel, 64 MB none. */
-export const DEFAULT_KERNEL_BUFFER_BYTES = 64 * 1024 * 1024;
+/**
+ * 2 MiB, PcapBufferMB's default: with the tag filter in the kernel (server/bpf.ts) only knocks,
+ * early replays and forgeries with a copied tag reach the ring, and the ring is resident memory.
+ * libpcap's TPACKET_V2 ring (cap asks for immediate mode) gives each frame a slot sized by the
+ * snaplen (65535) wherever the interface offloads (lo, veth, most NICs): 32 frames in 4 MiB of
+ * blocks; without offloads and at MTU 1500, ~1,300 (docs/CONFIGURATION.md, PcapBufferMB).
+ */
+export const DEFAULT_KERNEL_BUFFER_BYTES = 2 * 1024 * 1024;
 /** cap asks libpcap for a 65535-byte snaplen; a frame buffer this size never truncates. */
 export const DEFAULT_FRAME_BUFFER_BYTES = 65535;
 /** After this long without the event loop turning, frames are counted and dropped (onPacket). */

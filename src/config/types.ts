@@ -50,7 +50,7 @@ export const DEFAULTS = {
   udpSocket: false,
   windowSec: 120,
   closeOnExit: true,
-  pcapBufferMb: 64,
+  pcapBufferMb: 2,
   /** knockd.c SEQ_TIMEOUT */
   seqTimeoutSec: 25,
   /** knockd.c CMD_TIMEOUT */
