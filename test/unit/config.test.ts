@@ -150,7 +150,7 @@ describe('knockd.conf files load unchanged', () => {
       windowSec: 120,
       firewall: 'nftables',
       closeOnExit: true,
-      pcapBufferMb: 2,
+      pcapBufferMb: 64,
     });
     const ssh = spaDoor(c, 'ssh');
     expect(ssh).toMatchObject({ firewall: 'nftables', protect: true, cmdTimeoutSec: 30, access: [{ proto: 'tcp', port: 22 }], startCommand: undefined });
@@ -210,7 +210,7 @@ describe('each directive', () => {
       windowSec: 120,
       firewall: undefined,
       closeOnExit: true,
-      pcapBufferMb: 64,
+      pcapBufferMb: 2,
       lines: {},
     });
   });
