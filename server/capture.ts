@@ -83,7 +83,40 @@ interface CapHandle {
 interface CapModule {
   Cap: { new (): CapHandle; deviceList(): { name: string }[] };
 }
-const { Cap } = createRequire(import.meta.url)('cap') as CapModule;
+
+/** The one line `run` (libpcap mode) and `check` refuse with when cap is not installed. */
+export const CAP_MISSING =
+  'libpcap capture needs the optional package cap, which is not installed: it builds at install with ' +
+  "libpcap's headers and a C++ compiler (apt-get install libpcap-dev g++ make python3, then npm install cap), " +
+  'or set UDPSocket = yes (or run --udp) to bind the port instead';
+
+// cap is an optional dependency (an install needs no compiler): loaded on first use, not at import.
+let capModule: CapModule | undefined;
+let capError: string | undefined;
+
+function loadCap(): CapModule {
+  if (capModule !== undefined) return capModule;
+  if (capError === undefined) {
+    try {
+      capModule = createRequire(import.meta.url)('cap') as CapModule;
+      return capModule;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      capError = code === 'MODULE_NOT_FOUND' ? CAP_MISSING : `${CAP_MISSING} (cap: ${(err as Error).message.split('\n')[0]})`;
+    }
+  }
+  throw new SystemError('capture', capError);
+}
+
+/** Why libpcap capture cannot work in this installation (cap missing or broken), or undefined. */
+export function captureUnavailable(): string | undefined {
+  try {
+    loadCap();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 // No cap handle may ever be collected: its destructor is unsafe whatever state it is in (cap 0.2.1,
 // src/binding.cc, seen here):
@@ -177,7 +210,7 @@ export class Capture {
       throw new RangeError(`kernelBufferBytes: expected a positive integer, got ${String(options.kernelBufferBytes)}`);
     }
     // Refuse an unknown interface before cap touches it: a failed open leaks a pcap handle.
-    const names = Cap.deviceList().map((d) => d.name);
+    const names = loadCap().Cap.deviceList().map((d) => d.name);
     if (!names.includes(options.iface)) {
       throw new SystemError('capture', `${options.iface}: no such capture device (known: ${names.join(', ')})`);
     }
@@ -256,7 +289,7 @@ export class Capture {
     if (retained.length >= MAX_RETAINED_HANDLES) {
       throw new SystemError('capture', `${o.iface}: cannot capture: ${MAX_RETAINED_HANDLES} capture handles made already`);
     }
-    const handle = new Cap();
+    const handle = new (loadCap().Cap)();
     retained.push(handle);
     const buffer = this.buffer;
     // The listener's closure holds `view`, a view of the same ArrayBuffer: an open handle (cap

@@ -9,6 +9,7 @@ import { formatProblem, loadRuntime } from './runtime.js';
 import { askDaemon, type GrantView } from './control.js';
 import { closeFromJournal, statusFromJournal } from './offline.js';
 import { runDaemon } from './run.js';
+import { captureUnavailable } from './capture.js';
 
 export interface ServerIo {
   stdout(s: string): void;
@@ -66,6 +67,9 @@ Prints the server public key (also in DIR/server.pub); give it to clients
         throw new UserError('config', `${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
       }
       const c = runtime.config;
+      // Whatever run refuses, check refuses: libpcap mode without cap installed.
+      const noCapture = c.options.udpSocket ? undefined : captureUnavailable();
+      if (noCapture !== undefined) throw new SystemError('capture', noCapture);
       io.stdout(`${o.config}: OK: ${c.doors.length} door${c.doors.length === 1 ? '' : 's'} (${c.doors.map((d) => `${d.name}: ${d.kind}`).join(', ')}), ${runtime.clients.length} authorized key${runtime.clients.length === 1 ? '' : 's'}\n`);
     });
 

@@ -1,7 +1,7 @@
 // The running server: packets in, decisions out, effects carried out in order
 // (persist replay -> journal -> open -> schedule close), one log line per decision. Shell.
 import { mkdirSync } from 'node:fs';
-import { UserError } from '../src/errors.js';
+import { SystemError, UserError } from '../src/errors.js';
 import { commandsFor } from '../src/config/commands.js';
 import { accessText } from '../src/net/access.js';
 import { DATAGRAM_BYTES, VERSION } from '../src/protocol/constants.js';
@@ -22,6 +22,7 @@ import type { PacketSource } from './udp-source.js';
 import { openUdpSource } from './udp-source.js';
 import { SequenceEngine } from './sequences.js';
 import { openPcapSource } from './pcap-source.js';
+import { captureUnavailable } from './capture.js';
 import { serveControl, viewOf, type GrantView } from './control.js';
 import type { Server } from 'node:net';
 
@@ -83,6 +84,9 @@ export class Daemon {
 
   async start(): Promise<void> {
     this.runtime = this.load();
+    // Before any effect: without cap (an optional dependency) libpcap mode cannot start.
+    const noCapture = this.udpMode() ? undefined : captureUnavailable();
+    if (noCapture !== undefined) throw new SystemError('capture', noCapture);
     const o = this.runtime.config.options;
     const nowMs = this.nowMs();
     const nowSec = Math.floor(nowMs / SECOND);
