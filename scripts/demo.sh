@@ -10,7 +10,7 @@ if [ ! -x node_modules/.bin/tsc ]; then
   npm ci --no-audit --no-fund
 fi
 npm run --silent build
-KNOCK="node dist/client/bin.js"
+KNOCK="node dist/client/spa-knock.cjs"
 SERVER="node dist/server/bin.js"
 PORT=62299
 work=$(mktemp -d /tmp/spa-demo.XXXXXX)

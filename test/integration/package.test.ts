@@ -50,7 +50,7 @@ describe.runIf(canRun({ tools: ['npm', 'tar'] }))('npm pack + npm install -g int
   }, 300_000);
 
   it('the tarball has the built CLIs, the man pages, docs and examples, and no tests', () => {
-    for (const f of ['dist/client/bin.js', 'dist/server/bin.js', 'README.md', 'examples/spa-server.service', 'docs/CONFIGURATION.md', ...MAN_PAGES.map(([s, n]) => `man/${n}.${s}`)]) {
+    for (const f of ['dist/client/spa-knock.cjs', 'dist/server/bin.js', 'README.md', 'examples/spa-server.service', 'docs/CONFIGURATION.md', ...MAN_PAGES.map(([s, n]) => `man/${n}.${s}`)]) {
       expect(files, f).toContain(`package/${f}`);
     }
     expect(files.filter((f) => f.startsWith('package/test/') || f.startsWith('package/node_modules/'))).toEqual([]);
