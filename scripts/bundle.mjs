@@ -3,7 +3,17 @@
 // reads (asynchronously) and links each file on its own, and loads its own modules to do so: that
 // was most of spa-knock's start-up beyond `node -e 0` (docs/BENCHMARKS.md, "spa-knock start-up").
 // tsc still builds every file (types, the server, dist/client/bin.js for `node dist/client/bin.js`).
+import { readFileSync } from 'node:fs';
 import { build } from 'esbuild';
+
+// src/version.ts reads package.json at start-up; in the bundle the version is a constant.
+const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
+const versionConstant = {
+  name: 'version-constant',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]version\.ts$/ }, () => ({ contents: `export const VERSION_TEXT = ${JSON.stringify(version)};\n`, loader: 'ts' }));
+  },
+};
 
 await build({
   stdin: {
@@ -21,9 +31,8 @@ await build({
   // Smaller to read and parse; names are kept so that a bug's stack trace still reads.
   minifyWhitespace: true,
   minifySyntax: true,
-  // src/version.ts finds package.json from import.meta.url; the bundle sits at the same depth.
-  define: { 'import.meta.url': '__spaModuleUrl' },
-  banner: { js: "#!/usr/bin/env node\nconst __spaModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [versionConstant],
+  banner: { js: '#!/usr/bin/env node' },
   legalComments: 'none',
   logLevel: 'warning',
 });
