@@ -66,6 +66,7 @@ Prints the server public key (also in DIR/server.pub); give it to clients
       if (!runtime) {
         throw new UserError('config', `${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
       }
+      for (const w of runtime.warnings) io.stderr(`spa-server: warning: ${formatProblem(w)}\n`);
       const c = runtime.config;
       // Whatever run refuses, check refuses: libpcap mode without cap installed.
       const noCapture = c.options.udpSocket ? undefined : captureUnavailable();
