@@ -64,11 +64,13 @@ function dropLab(l: Lab): void {
 
 class Daemon {
   readonly lines: Record<string, unknown>[] = [];
+  stderr = '';
   private constructor(readonly t: Tracked) {}
 
   static async start(ns: string, conf: string): Promise<Daemon> {
     const t = spawnTracked('spa-server', 'ip', ['netns', 'exec', ns, process.execPath, SERVER_BIN, 'run', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     const d = new Daemon(t);
+    t.child.stderr!.on('data', (c: Buffer) => (d.stderr += c.toString()));
     let buf = '';
     t.child.stdout!.on('data', (c: Buffer) => {
       buf += c.toString();
@@ -84,14 +86,15 @@ class Daemon {
     });
     const deadline = Date.now() + 60_000;
     while (!d.has('started')) {
-      if (Date.now() > deadline || t.child.exitCode !== null) throw new Error(`spa-server did not start: ${JSON.stringify(d.lines.slice(-3))}`);
+      if (Date.now() > deadline || t.child.exitCode !== null) throw new Error(`spa-server did not start: ${JSON.stringify(d.lines.slice(-3))} ${d.stderr}`);
       await sleep(50);
     }
     return d;
   }
 
+  /** A log line whose msg starts with this. */
   has(msg: string): boolean {
-    return this.lines.some((l) => l['msg'] === msg);
+    return this.lines.some((l) => String(l['msg']).startsWith(msg));
   }
 
   count(msg: string): number {
