@@ -63,7 +63,7 @@ $KNOCK 127.0.0.1 --key alice --server-key "$work/srv/server.pub" --port $PORT -v
 sleep 0.5
 say "eve knocks with a key the server does not know (with libpcap, her tag is not in the kernel's filter: the daemon never sees it)"
 $KNOCK 127.0.0.1 --key eve --server-key "$work/srv/server.pub" --port $PORT -v
-say "a datagram is sent, then the same bytes again (a captured knock replayed): the copy is refused (with libpcap, in the kernel)"
+say "a datagram is sent, then the same bytes again (a captured knock replayed): the replay guard refuses the copy (with libpcap, once the filter carries its nonce, the kernel drops further copies)"
 hex=$($KNOCK 127.0.0.1 --key alice --server-key "$work/srv/server.pub" --port $PORT --dry-run | tail -n 1)
 for _ in 1 2; do node -e "const s=require('dgram').createSocket('udp4');s.send(Buffer.from(process.argv[1],'hex'),$PORT,'127.0.0.1',()=>s.close())" "$hex"; sleep 0.3; done
 say "waiting for cmd_timeout (3 s) to close the door"
