@@ -96,7 +96,7 @@ export function discoverPublicAddress(o: DiscoverOptions): Promise<Discovered | 
           const r = await lookup(server.host, { family: o.family });
           address = parseAddress(r.address);
         } catch (e) {
-          return fail(`cannot resolve (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+          return fail(`cannot resolve: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
         }
       }
       if (done) return;
