@@ -205,7 +205,8 @@ async function connectAfterKnock(host: string, k: { target: Address; allow?: All
   try {
     return await connectWhenOpen(host, k.target, port, timeoutMs, io.nowMs);
   } catch (e) {
-    if (e instanceof SystemError && k.allow) throw new SystemError(e.code, `${e.message}\nspa-knock: ${natHint(k.allow)}`, { cause: e });
+    const hint = e instanceof SystemError && k.allow ? natHint(k.allow) : undefined;
+    if (hint) throw new SystemError((e as SystemError).code, `${(e as SystemError).message}\nspa-knock: ${hint}`, { cause: e });
     throw e;
   }
 }
@@ -232,7 +233,7 @@ export async function main(argv: readonly string[], io: ClientIo): Promise<numbe
     .argument('<host>', 'server name or address (IPv4, IPv6, [IPv6]), or a Host of the profile file');
   addKnockOptions(program, home)
     .option('-w, --wait', 'after the knock, wait until the first tcp access answers (see --timeout)')
-    .addOption(new Option('-n, --dry-run', 'print what would be sent (summary and hex) and send nothing').conflicts('wait'))
+    .addOption(new Option('-n, --dry-run', 'print what would be sent (summary and hex) and send nothing to HOST (behind a NAT, auto still asks STUN)').conflicts('wait'))
     .addHelpText('after', KNOCK_HELP)
     .action(async (host: string, o: Record<string, unknown>) => {
       const plan = planFor(host, o, io, home, [{ proto: 'tcp', port: 22 }]);

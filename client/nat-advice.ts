@@ -42,9 +42,10 @@ export function autoNote(d: AutoDecision, source: Address, target: Address, stun
 
 /**
  * The hint after "no connection" (--wait, proxy): the door most often stays shut because a
- * NAT changed the address the knock signed. Says what was signed and what to try.
+ * NAT changed the address the knock signed. Says what was signed and what to try; nothing
+ * for a knock on this machine's loopback, where no NAT can be.
  */
-export function natHint(c: AllowChoice): string {
+export function natHint(c: AllowChoice): string | undefined {
   switch (c.how) {
     case 'given':
       return `hint: the knock asked to open for ${c.address.text} (${c.from}); if a NAT changes your address on the way (the usual cause), use --allow-ip auto or --allow-ip source; else see the server's log`;
@@ -53,6 +54,7 @@ export function natHint(c: AllowChoice): string {
     case 'stun':
       return `hint: the knock asked to open for ${c.address.text}, the address ${c.server} saw; if the server sees another one (a second NAT, a VPN), use --allow-ip source; else see the server's log`;
     case 'kernel':
+      if (!c.decision.stun && c.decision.why === 'loopback') return undefined;
       return `hint: the knock asked to open for ${c.address.text}, the source address${c.stunOff ? ' (StunServer none)' : ''}; if a NAT changes it on the way (the usual cause), use --allow-ip source or --allow-ip ADDRESS (the public one); else see the server's log`;
   }
 }

@@ -133,6 +133,7 @@ describe('what a person reads', () => {
     expect(natHint({ how: 'stun', address: A('198.51.100.7'), source: A('192.168.1.5'), server: 'stun.example.org:3478' })).toMatch(/^hint: the knock asked to open for 198\.51\.100\.7, the address stun\.example\.org:3478 saw; .*--allow-ip source/);
     expect(natHint({ how: 'source' })).toMatch(/spa_allow_source = yes/);
     expect(natHint({ how: 'kernel', address: A('10.1.1.1'), decision: autoDecision(A('10.1.1.1'), A('10.2.2.2')), stunOff: false })).toMatch(/^hint: the knock asked to open for 10\.1\.1\.1, the source address; if a NAT changes it on the way \(the usual cause\)/);
+    expect(natHint({ how: 'kernel', address: A('127.0.0.1'), decision: autoDecision(A('127.0.0.1'), A('127.0.0.1')), stunOff: false })).toBeUndefined();
     expect(natHint({ how: 'given', address: A('192.0.2.4'), from: 'AllowIP' })).toMatch(/^hint: the knock asked to open for 192\.0\.2\.4 \(AllowIP\)/);
   });
 });
