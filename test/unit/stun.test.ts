@@ -84,7 +84,7 @@ describe('RFC 5769 sample messages', () => {
   it('the sample request is not an answer; another transaction id is not ours', () => {
     expect(reasonOf(decodeBindingResponse(RFC5769_REQUEST, TXID))).toBe('type');
     const other = Uint8Array.from(TXID);
-    other[11] ^= 1;
+    other[11]! ^= 1;
     expect(reasonOf(decodeBindingResponse(RFC5769_IPV4, other))).toBe('transaction');
   });
 
@@ -96,7 +96,7 @@ describe('RFC 5769 sample messages', () => {
       expect(reasonOf(decodeBindingResponse(Uint8Array.from([...m, 0]), TXID))).toBe('length');
       for (let i = 0; i < m.length * 8; i++) {
         const f = Uint8Array.from(m);
-        f[i >> 3] ^= 1 << (i & 7);
+        f[i >> 3]! ^= 1 << (i & 7);
         const a = decodeBindingResponse(f, TXID);
         if (!a.ok) continue;
         // FINGERPRINT is optional (most public servers send none), so a flip that makes an
@@ -167,7 +167,7 @@ describe('decodeBindingResponse, edge cases', () => {
   it('FINGERPRINT must be last and right', () => {
     expect(reasonOf(decodeBindingResponse(message(0x0101, TXID, [[0x8028, new Uint8Array(4)], xorV4([203, 0, 113, 9], 5000)]), TXID))).toBe('attribute');
     const m = message(0x0101, TXID, [xorV4([203, 0, 113, 9], 5000)], true);
-    m[m.length - 1] ^= 1;
+    m[m.length - 1]! ^= 1;
     expect(reasonOf(decodeBindingResponse(m, TXID))).toBe('fingerprint');
   });
 
