@@ -1,12 +1,13 @@
-// A scripted STUN responder on 127.0.0.1 (real UDP), for the discovery paths a real server
+// A scripted STUN responder on 127.0.0.1 or ::1 (real UDP), for the discovery paths a real server
 // does not take on demand: silence, an error answer, garbage before the answer, any address.
 // Test helper; coturn (test/helpers/coturn.ts) is the real server.
 import { createSocket, type Socket } from 'node:dgram';
 import { MAGIC_COOKIE } from '../../client/stun.js';
+import { parseAddress } from '../../src/net/address.js';
 
 export type FakeBehaviour =
-  /** Answers every request with this IPv4 address and port (XOR-MAPPED-ADDRESS). */
-  | { readonly kind: 'answer'; readonly ip: readonly [number, number, number, number]; readonly port: number; readonly garbageFirst?: boolean }
+  /** Answers every request with this address and port (XOR-MAPPED-ADDRESS). */
+  | { readonly kind: 'answer'; readonly ip: string; readonly port: number; readonly garbageFirst?: boolean }
   /** Reads requests and never answers. */
   | { readonly kind: 'silent' }
   /** Answers with a Binding error response of this code. */
@@ -27,8 +28,12 @@ export function answerFor(request: Uint8Array, b: FakeBehaviour): Uint8Array | u
   let attr: number[];
   if (b.kind === 'answer') {
     type = 0x0101;
-    const c = [0x21, 0x12, 0xa4, 0x42];
-    attr = [0x00, 0x20, 0, 8, 0, 1, (b.port >> 8) ^ 0x21, (b.port & 0xff) ^ 0x12, ...b.ip.map((x, i) => x ^ (c[i] ?? 0))];
+    const a = parseAddress(b.ip);
+    if (!a) throw new Error(`fake STUN: bad address ${b.ip}`);
+    // RFC 8489 §14.2: XOR with the cookie, and for IPv6 the transaction id after it.
+    const key = [0x21, 0x12, 0xa4, 0x42, ...txid];
+    const x = [...a.bytes].map((v, i) => v ^ (key[i] ?? 0));
+    attr = [0x00, 0x20, 0, 4 + x.length, 0, a.family === 4 ? 1 : 2, (b.port >> 8) ^ 0x21, (b.port & 0xff) ^ 0x12, ...x];
   } else if (b.kind === 'error') {
     type = 0x0111;
     const phrase = [...Buffer.from(b.phrase, 'ascii')];
@@ -47,8 +52,8 @@ export function answerFor(request: Uint8Array, b: FakeBehaviour): Uint8Array | u
   return out;
 }
 
-export async function startFakeStun(b: FakeBehaviour): Promise<FakeStun> {
-  const sock: Socket = createSocket('udp4');
+export async function startFakeStun(b: FakeBehaviour, host = '127.0.0.1'): Promise<FakeStun> {
+  const sock: Socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   let requests = 0;
   sock.on('message', (m, from) => {
     requests++;
@@ -57,7 +62,7 @@ export async function startFakeStun(b: FakeBehaviour): Promise<FakeStun> {
     if (b.kind === 'answer' && b.garbageFirst) sock.send(Buffer.from('not stun at all, but first'), from.port, from.address);
     sock.send(reply, from.port, from.address);
   });
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  await new Promise<void>((r) => sock.bind(0, host, r));
   return {
     port: sock.address().port,
     get requests() {

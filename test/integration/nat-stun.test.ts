@@ -12,8 +12,8 @@ import { closedUdpPort, startFakeStun, type FakeStun } from '../helpers/stun-fak
 
 let counter = 0;
 const random = (n: number): Uint8Array => Uint8Array.from({ length: n }, () => (++counter * 37) & 0xff);
-const discover = (servers: { host: string; port: number }[], budgetMs = 1000, notes: string[] = []): Promise<Discovered | NotDiscovered> =>
-  discoverPublicAddress({ servers, family: 4, budgetMs, random, nowMs: Date.now, note: (l) => notes.push(l) });
+const discover = (servers: { host: string; port: number }[], budgetMs = 1000, notes: string[] = [], family: 4 | 6 = 4): Promise<Discovered | NotDiscovered> =>
+  discoverPublicAddress({ servers, family, budgetMs, random, nowMs: Date.now, note: (l) => notes.push(l) });
 
 describeNeeding('STUN against coturn on loopback', { tools: ['turnserver'] }, 'Debian\'s coturn (turnserver)', () => {
   let dir: string;
@@ -54,7 +54,7 @@ describe('discovery: two at a time, first valid answer, one budget', () => {
 
   it('a refused server makes room for the next; the answer names its server', async () => {
     const closed = { host: '127.0.0.1', port: await closedUdpPort() };
-    const good = await fake({ kind: 'answer', ip: [198, 51, 100, 7], port: 40001 });
+    const good = await fake({ kind: 'answer', ip: '198.51.100.7', port: 40001 });
     const notes: string[] = [];
     const r = await discover([closed, closed, good], 1000, notes);
     expect(r).toMatchObject({ ok: true, server: good, serverAddress: { text: '127.0.0.1' }, mapped: { address: { text: '198.51.100.7' }, port: 40001 } });
@@ -63,7 +63,7 @@ describe('discovery: two at a time, first valid answer, one budget', () => {
 
   it('garbage before the answer is ignored; an error answer ends that server', async () => {
     const err = await fake({ kind: 'error', code: 500, phrase: 'Server Error' });
-    const noisy = await fake({ kind: 'answer', ip: [203, 0, 113, 5], port: 5, garbageFirst: true });
+    const noisy = await fake({ kind: 'answer', ip: '203.0.113.5', port: 5, garbageFirst: true });
     const notes: string[] = [];
     const r = await discover([err, noisy], 1000, notes);
     expect(r).toMatchObject({ ok: true, server: noisy, mapped: { address: { text: '203.0.113.5' } } });
@@ -74,7 +74,7 @@ describe('discovery: two at a time, first valid answer, one budget', () => {
   it('two silent servers do not stop a third from being asked within the budget', async () => {
     const s1 = await fake({ kind: 'silent' });
     const s2 = await fake({ kind: 'silent' });
-    const good = await fake({ kind: 'answer', ip: [198, 51, 100, 9], port: 9 });
+    const good = await fake({ kind: 'answer', ip: '198.51.100.9', port: 9 });
     const r = await discover([s1, s2, good], 1000);
     expect(r).toMatchObject({ ok: true, server: good });
   });
@@ -95,6 +95,20 @@ describe('discovery: two at a time, first valid answer, one budget', () => {
     const r = await discover([{ host: 'no-such-host.invalid', port: 3478 }], 5000);
     expect(r.ok).toBe(false);
     expect(!r.ok && r.asked).toEqual([expect.stringMatching(/^no-such-host\.invalid:3478 \(cannot resolve: (ENOTFOUND|EAI_AGAIN)\)$/)]);
+  });
+
+  it('IPv6: the request goes out over IPv6 and an IPv6 answer (XORed with the transaction id) is taken', async () => {
+    const f = await startFakeStun({ kind: 'answer', ip: '2001:db8::7', port: 4444 }, '::1');
+    fakes.push(f);
+    const r = await discover([{ host: '::1', port: f.port }], 1000, [], 6);
+    expect(r).toMatchObject({ ok: true, mapped: { address: { family: 6, text: '2001:db8::7' }, port: 4444 } });
+  });
+
+  it('an answer of the other family is refused', async () => {
+    const f = await startFakeStun({ kind: 'answer', ip: '2001:db8::7', port: 4444 });
+    fakes.push(f);
+    const r = await discover([{ host: '127.0.0.1', port: f.port }], 1000);
+    expect(r).toEqual({ ok: false, asked: [`127.0.0.1:${f.port} (answered an IPv6 address to an IPv4 request)`] });
   });
 
   it('no servers at all: not discovered at once', async () => {
