@@ -2,7 +2,7 @@
 // address toward the server, or behind a NAT the address STUN servers see (spa-knock(1),
 // "KNOCKING FROM BEHIND NAT"). Shell: a socket to ask the kernel, STUN over UDP.
 import { UserError } from '../src/errors.js';
-import type { Address } from '../src/net/address.js';
+import { neverAClient, type Address } from '../src/net/address.js';
 import { discoverPublicAddress } from './discover.js';
 import { autoNote, type AllowChoice } from './nat-advice.js';
 import type { SpaPlan } from './plan.js';
@@ -18,7 +18,11 @@ export interface AllowIo {
 
 export async function chooseAllow(plan: SpaPlan, target: Address, verbose: boolean, io: AllowIo): Promise<AllowChoice> {
   const a = plan.allow;
-  if (a.kind === 'address') return { how: 'given', address: a.address, from: a.from };
+  if (a.kind === 'address') {
+    const never = neverAClient(a.address);
+    if (never) throw new UserError('address.parse', `${a.from}: ${a.address.text} is ${never}, which is never a client's address`);
+    return { how: 'given', address: a.address, from: a.from };
+  }
   if (a.kind === 'source') return { how: 'source' };
 
   const source = await localAddressFor(target, plan.port);

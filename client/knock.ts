@@ -5,6 +5,7 @@ import { toHex } from '../src/bytes.js';
 import { accessText } from '../src/net/access.js';
 import type { Address } from '../src/net/address.js';
 import { encodeKnock } from '../src/protocol/datagram.js';
+import { allowText } from '../src/protocol/body.js';
 import { DATAGRAM_BYTES, MAX_ACCESS, NONCE_BYTES } from '../src/protocol/constants.js';
 import { readClientSecretKey, resolveServerPublicKey } from '../keys/files.js';
 import { resolveHost, sendDatagram } from './resolve.js';
@@ -46,10 +47,9 @@ export async function runKnock(o: KnockOptions, io: KnockIo): Promise<KnockResul
   const warning = allowWarning(choice, target);
   if (warning) io.stderr(`spa-knock: ${warning}\n`);
   const allow = allowOfChoice(choice);
-  if (allow === 'source') throw new UserError('usage', '--allow-ip source: not supported yet (needs protocol v1 of 0.2.0)');
   const timeSec = Math.floor(io.nowMs() / 1000);
   const datagram = encodeKnock({ client, server, allow, access: p.access, timeSec, nonce: io.random(NONCE_BYTES) });
-  const summary = `knock ${p.host} (${target.text}) udp/${p.port} as ${p.keyId}: allow ${allow.text} ${p.access.map(accessText).join(',')}, ${DATAGRAM_BYTES} bytes`;
+  const summary = `knock ${p.host} (${target.text}) udp/${p.port} as ${p.keyId}: allow ${allowText(allow)} ${p.access.map(accessText).join(',')}, ${DATAGRAM_BYTES} bytes`;
   if (o.dryRun) {
     io.stdout(`${summary} (dry run, not sent)\n${toHex(datagram)}\n`);
     return { target, allow: choice, datagram };

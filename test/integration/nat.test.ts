@@ -157,6 +157,28 @@ describeNeeding('knocking from behind a NAT, in network namespaces', { root: tru
     );
   });
 
+  it('--allow-ip source opens for the router\'s address with spa_allow_source = yes, asking no STUN', async (ctx) => {
+    const s = await setup(ctx, { allowSource: true });
+    const dump = await startTcpdump(s.lab, s.t.client, 'veth-c', `udp and not dst port ${SPA_PORT}`);
+    const r = await s.knock([NAT.serverAddr, '-A', `tcp/${PORT}`, '--allow-ip', 'source', '--stun', s.stun, '--wait', '-v']);
+    expect(await dump.stop()).toEqual([]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.split('\n')[0]).toBe(`spa-knock: sent knock ${NAT.serverAddr} (${NAT.serverAddr}) udp/${SPA_PORT} as alice: allow source tcp/${PORT}, 185 bytes`);
+    expect(await s.daemon.waitFor(s.daemon.msg('accepted'))).toMatchObject({ door: 'ssh', src: NAT.routerOutside, allow: NAT.routerOutside });
+    expect(await s.prober.probe(to(NAT.serverAddr, NAT.clientAddr), DROPPED_MS)).toBe('connected');
+  });
+
+  it('--allow-ip source is refused (policy.source) by a door without spa_allow_source, and --wait says what the door needs', async (ctx) => {
+    const s = await setup(ctx);
+    const r = await s.knock([NAT.serverAddr, '-A', `tcp/${PORT}`, '--allow-ip', 'source', '--wait', '--timeout', '1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `spa-knock: ${NAT.serverAddr}: ${NAT.serverAddr} port ${PORT}: no connection within 1 s (no answer)\n` +
+        `spa-knock: hint: --allow-ip source needs spa_allow_source = yes in the server's door; else see the server's log (key, clock, access)\n`,
+    );
+    expect(await s.daemon.waitFor(s.daemon.msg('rejected'))).toMatchObject({ reason: 'policy.source', src: NAT.routerOutside, id: 'alice' });
+  });
+
   it('a client with a public address (no NAT) sends no STUN request at all', async (ctx) => {
     const s = await setup(ctx);
     // The router itself knocks the server's "public" address from its own public one.
