@@ -36,7 +36,7 @@ export interface NotDiscovered {
 
 /** Sends the request again at these times (ms after the first), same transaction (RFC 8489 §6.2.1). */
 const RESEND_AT_MS = [250, 600];
-/** A server silent this long gets company: the next one in the list is asked too. */
+/** While no server has answered, the next one in the list joins after this long, and again. */
 const STAGGER_MS = 400;
 
 export function discoverPublicAddress(o: DiscoverOptions): Promise<Discovered | NotDiscovered> {
@@ -76,11 +76,16 @@ export function discoverPublicAddress(o: DiscoverOptions): Promise<Discovered | 
       if (server === undefined || done) return;
       running++;
       asked.push({ name: stunServerText(server), why: 'no answer' });
-      later(STAGGER_MS, () => {
-        if (queue.length > 0) startNext();
-      });
       void ask(server).then(laneEnded);
     };
+    // While nobody answers, one more server joins every STAGGER_MS: a silent server (a
+    // firewall that drops STUN) must not hold its place until the budget is spent.
+    const stagger = (): void =>
+      later(STAGGER_MS, () => {
+        if (queue.length === 0) return;
+        startNext();
+        stagger();
+      });
 
     /** One server: resolves when it has failed (a success finishes everything instead). */
     const ask = async (server: StunServer): Promise<void> => {
@@ -106,6 +111,7 @@ export function discoverPublicAddress(o: DiscoverOptions): Promise<Discovered | 
       const request = encodeBindingRequest(txid);
       const sock = createSocket(o.family === 4 ? 'udp4' : 'udp6');
       sockets.add(sock);
+      let ignored = 0;
       await new Promise<void>((laneDone) => {
         const end = (why: string): void => {
           if (sockets.delete(sock)) sock.close();
@@ -120,7 +126,9 @@ export function discoverPublicAddress(o: DiscoverOptions): Promise<Discovered | 
           if (!a.ok) {
             // Garbage or a stale answer might be followed by the real one; an error answer is final.
             if (a.reason === 'error-response') return end(`answered with an error: ${a.detail ?? ''}`);
-            return o.note?.(`stun: ${name}: ignored an answer (${a.reason}${a.detail ? ` ${a.detail}` : ''})`);
+            // Said once: a server sending garbage in a loop must not fill the terminal.
+            if (ignored++ === 0) o.note?.(`stun: ${name}: ignored an answer (${a.reason}${a.detail ? ` ${a.detail}` : ''})`);
+            return;
           }
           if (a.address.family !== o.family) return end(`answered an IPv${a.address.family} address to an IPv${o.family} request`);
           const bad = unusableReflexive(a.address);
@@ -142,5 +150,6 @@ export function discoverPublicAddress(o: DiscoverOptions): Promise<Discovered | 
     later(Math.max(0, o.budgetMs), () => finish(report()));
     if (queue.length === 0) return finish(report());
     for (let i = 0; i < STUN_PARALLEL; i++) if (queue.length > 0) startNext();
+    stagger();
   });
 }
