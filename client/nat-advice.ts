@@ -35,9 +35,8 @@ export function autoNote(d: AutoDecision, source: Address, target: Address, stun
     if (d.why === 'loopback') return `allow ${source.text}: the source address toward ${target.text}, on this machine (no STUN asked)`;
     return `allow ${source.text}: the source address toward ${target.text}, both ${d.range?.name ?? 'special-purpose'} (${d.range?.cidr ?? ''}), one network (no STUN asked)`;
   }
-  const why = `${source.text}, the source address toward ${target.text}, is ${d.range.name}`;
-  if (stunOff) return `allow ${source.text}: ${why}, but StunServer none: signed as it is`;
-  return `${why}: asking STUN for the address a NAT gives it (${servers.join(', ')})`;
+  if (stunOff) return `allow ${source.text}: the source address toward ${target.text}, ${d.range.name}; STUN is off (none), so it is signed as it is`;
+  return `${source.text}, the source address toward ${target.text}, is ${d.range.name}: asking STUN for the address a NAT gives it (${servers.join(', ')})`;
 }
 
 /**
@@ -55,6 +54,6 @@ export function natHint(c: AllowChoice): string | undefined {
       return `hint: the knock asked to open for ${c.address.text}, the address ${c.server} saw; if the server sees another one (a second NAT, a VPN), use --allow-ip source; else see the server's log`;
     case 'kernel':
       if (!c.decision.stun && c.decision.why === 'loopback') return undefined;
-      return `hint: the knock asked to open for ${c.address.text}, the source address${c.stunOff ? ' (StunServer none)' : ''}; if a NAT changes it on the way (the usual cause), use --allow-ip source or --allow-ip ADDRESS (the public one); else see the server's log`;
+      return `hint: the knock asked to open for ${c.address.text}, the source address${c.stunOff ? ' (STUN off)' : ''}; if a NAT changes it on the way (the usual cause), use --allow-ip source or --allow-ip ADDRESS (the public one); else see the server's log`;
   }
 }

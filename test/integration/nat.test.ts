@@ -141,14 +141,14 @@ describeNeeding('knocking from behind a NAT, in network namespaces', { root: tru
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
       `spa-knock: ${NAT.serverAddr}: ${NAT.serverAddr} port ${PORT}: no connection within 1 s (no answer)\n` +
-        `spa-knock: hint: the knock asked to open for ${NAT.clientAddr}, the source address (StunServer none); if a NAT changes it on the way (the usual cause), use --allow-ip source or --allow-ip ADDRESS (the public one); else see the server's log\n`,
+        `spa-knock: hint: the knock asked to open for ${NAT.clientAddr}, the source address (STUN off); if a NAT changes it on the way (the usual cause), use --allow-ip source or --allow-ip ADDRESS (the public one); else see the server's log\n`,
     );
     expect(await s.daemon.waitFor(s.daemon.msg('rejected'))).toMatchObject({ reason: 'policy.address', src: NAT.routerOutside, id: 'alice' });
 
     // proxy says the same (its stdout stays empty: ssh reads it).
     const p = await s.knock(['proxy', NAT.serverAddr, String(PORT), '--stun', 'none', '--timeout', '1']);
     expect([p.code, p.stdout]).toEqual([1, '']);
-    expect(p.stderr.split('\n')[1]).toMatch(/^spa-knock: hint: the knock asked to open for 192\.168\.77\.2, the source address \(StunServer none\); /);
+    expect(p.stderr.split('\n')[1]).toMatch(/^spa-knock: hint: the knock asked to open for 192\.168\.77\.2, the source address \(STUN off\); /);
 
     const w = await s.knock([NAT.serverAddr, '-A', `tcp/${PORT}`, '--allow-ip', NAT.clientAddr, '--dry-run']);
     expect(w.code).toBe(0);

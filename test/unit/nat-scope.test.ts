@@ -122,7 +122,7 @@ describe('what a person reads', () => {
       '192.168.77.2, the source address toward 10.203.0.1, is private (RFC 1918): asking STUN for the address a NAT gives it (10.203.0.1:3478)',
     );
     expect(autoNote(autoDecision(A('192.168.77.2'), A('10.203.0.1')), A('192.168.77.2'), A('10.203.0.1'), true, [])).toBe(
-      'allow 192.168.77.2: 192.168.77.2, the source address toward 10.203.0.1, is private (RFC 1918), but StunServer none: signed as it is',
+      'allow 192.168.77.2: the source address toward 10.203.0.1, private (RFC 1918); STUN is off (none), so it is signed as it is',
     );
     expect(autoNote(autoDecision(A('10.201.1.2'), A('10.201.1.1')), A('10.201.1.2'), A('10.201.1.1'), false, [])).toBe(
       'allow 10.201.1.2: the source address toward 10.201.1.1, both private (RFC 1918) (10.0.0.0/8), one network (no STUN asked)',
