@@ -134,6 +134,8 @@ function fromRecord(line: string): { op: 'open' | 'close'; grant: Grant } | unde
   } catch {
     return undefined;
   }
+  // A line of JSON that is not an object ("null", "3"): found by npm run fuzz, it crashed the start.
+  if (typeof r !== 'object' || r === null) return undefined;
   const addr = typeof r.addr === 'string' ? parseAddress(r.addr) : undefined;
   const access = r.proto === undefined && r.port === undefined ? undefined : checkAccessSpec(`${r.proto}/${r.port}`);
   if ((r.op !== 'open' && r.op !== 'close') || !addr || typeof access === 'string' || typeof r.door !== 'string' || typeof r.id !== 'string' || typeof r.untilMs !== 'number') return undefined;
