@@ -7,8 +7,11 @@ import { addressFromBytes, type Address } from '../src/net/address.js';
 export const HEADER_BYTES = 20;
 export const MAGIC_COOKIE = 0x2112a442;
 export const TRANSACTION_ID_BYTES = 12;
-/** RFC 8489 §6.2.1: what a client must be ready to receive over UDP (path MTU unknown). */
-export const MAX_MESSAGE_BYTES = 576;
+/**
+ * The largest answer read: RFC 8489 keeps messages over UDP within an unknown path's MTU
+ * (576 bytes for IPv4, 1280 for IPv6); a Binding answer is about 100 bytes.
+ */
+export const MAX_MESSAGE_BYTES = 1280;
 /** RFC 8489 §8: the default port of STUN over UDP. */
 export const STUN_PORT = 3478;
 
