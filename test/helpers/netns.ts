@@ -106,9 +106,10 @@ s.on('error', (e) => { clearTimeout(t); console.log('error ' + e.code); process.
 
 const HOLD = `
 const net = require('node:net');
-const [host, port, localAddress] = process.argv.slice(1);
+const [host, port, localAddress, ms] = process.argv.slice(1);
 const s = net.connect({ host, port: Number(port), localAddress });
-s.on('connect', () => { console.log('connected'); process.stdin.pipe(s); s.pipe(process.stdout); });
+const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, Number(ms));
+s.on('connect', () => { clearTimeout(t); console.log('connected'); process.stdin.pipe(s); s.pipe(process.stdout); });
 s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });
 s.on('close', () => process.exit(0));
 `;
@@ -233,7 +234,7 @@ export class NetnsLab {
 
   /** Opens a TCP connection that stays up; its bytes go both ways through exchange(). */
   async holdTcp(ns: Netns, t: Target, timeoutMs = 2000): Promise<HeldConnection> {
-    const child = this.node(ns, HOLD, [t.host, String(t.port), t.from]);
+    const child = this.node(ns, HOLD, [t.host, String(t.port), t.from, String(timeoutMs)]);
     const first = await firstLine(child, timeoutMs + STARTUP_SLACK_MS);
     if (first !== 'connected') {
       child.kill('SIGKILL');
