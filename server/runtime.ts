@@ -12,6 +12,8 @@ import { toHex } from '../src/bytes.js';
 import { commandBackend, makeBackend, type Backend } from './firewall/index.js';
 import type { SpaDoorPolicy } from './core/policy.js';
 import { checkOneTimeFile } from './one-time-store.js';
+import { looksLikeFwknopdConf } from '../src/fwknop/fwknopd-conf.js';
+import { loadFwknopdRuntime, type FwknopRuntime } from './fwknop-runtime.js';
 
 export interface Problem {
   readonly file: string;
@@ -31,6 +33,8 @@ export interface Runtime {
   readonly spaDoors: readonly SpaDoorPolicy[];
   /** Backends by door name: one instance per built-in firewall, one command backend per door. */
   readonly backends: ReadonlyMap<string, Backend>;
+  /** fwknop stanzas (a fwknopd.conf given as the config); undefined otherwise. */
+  readonly fwknop?: FwknopRuntime;
 }
 
 /** The tool each built-in backend runs, for `check`. */
@@ -75,6 +79,8 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
     const code = (e as NodeJS.ErrnoException).code;
     return { problems: [{ file: configFile, message: code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? (e as Error).message}` }] };
   }
+  // fwknopd.conf, recognised by its format as knockd.conf is (server/fwknop-runtime.ts).
+  if (looksLikeFwknopdConf(text)) return loadFwknopdRuntime(configFile, text);
   const parsed = parseConfig(text, configFile);
   if (!parsed.ok) return { problems: parsed.errors.map((e) => ({ file: e.file, line: e.line, message: e.message })) };
   const config = parsed.config;
