@@ -19,6 +19,7 @@ import { lookupProfile, MAX_DELAY_MS } from './profile.js';
 import { firstTcp, planKnock, type KnockFlags, type KnockPlan } from './plan.js';
 import { connectWhenOpen, DEFAULT_WAIT_MS } from './wait.js';
 import { relay } from './proxy.js';
+import { runFwknopKnock, wantsNamedConfig } from './fwknop-knock.js';
 
 export interface ClientIo {
   stdout(s: string): void;
@@ -183,6 +184,8 @@ function planFor(host: string, o: Record<string, unknown>, io: ClientIo, home: s
 }
 
 export async function main(argv: readonly string[], io: ClientIo): Promise<number> {
+  // fwknop's ~/.fwknoprc stanzas (issue 14): their own options, client/fwknop-knock.ts.
+  if (wantsNamedConfig(argv)) return runFwknopKnock(argv, io);
   const home = clientHome(io.env, io.homedir);
   const program = new Command('spa-knock');
   program
