@@ -66,10 +66,12 @@ Prints the server public key (also in DIR/server.pub); give it to clients
         throw new UserError('config', `${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
       }
       const c = runtime.config;
-      // fwknopd.conf (issue 14): its warnings, and the stanzas instead of doors.
-      for (const w of runtime.fwknop?.warnings ?? []) io.stderr(`spa-server: ${formatProblem({ ...w, line: w.line, message: `warning: ${w.message}` })}\n`);
-      if (runtime.fwknop) return void io.stdout(`${o.config}: OK: ${runtime.fwknop.stanzas.length} fwknop stanza${runtime.fwknop.stanzas.length === 1 ? '' : 's'} from ${runtime.fwknop.conf.access}, udp/${c.options.spaPort}\n`);
-      io.stdout(`${o.config}: OK: ${c.doors.length} door${c.doors.length === 1 ? '' : 's'} (${c.doors.map((d) => `${d.name}: ${d.kind}`).join(', ')}), ${runtime.clients.length} authorized key${runtime.clients.length === 1 ? '' : 's'}\n`);
+      // fwknop stanzas (issue 14): their warnings, and their count.
+      for (const w of runtime.fwknop?.warnings ?? []) io.stderr(`spa-server: ${formatProblem({ ...w, message: `warning: ${w.message}` })}\n`);
+      const n = runtime.fwknop?.stanzas.length ?? 0;
+      const fw = runtime.fwknop ? `${n} fwknop stanza${n === 1 ? '' : 's'} from ${runtime.fwknop.accessFiles.join(', ')}` : '';
+      if (runtime.fwknop && c.doors.length === 0) return void io.stdout(`${o.config}: OK: ${fw}, udp/${c.options.spaPort}\n`);
+      io.stdout(`${o.config}: OK: ${c.doors.length} door${c.doors.length === 1 ? '' : 's'} (${c.doors.map((d) => `${d.name}: ${d.kind}`).join(', ')}), ${runtime.clients.length} authorized key${runtime.clients.length === 1 ? '' : 's'}${fw ? `, ${fw}` : ''}\n`);
     });
 
   program

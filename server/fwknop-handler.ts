@@ -42,7 +42,7 @@ export class FwknopHandler {
   static open(rt: FwknopRuntime, stateDir: string, log: Logger, grant: FwknopGrantFn, nowMs: () => number): FwknopHandler {
     const maxAge = rt.globals.agingEnabled ? rt.globals.maxAgeSec : undefined;
     const store = new FwknopReplayStore(stateDir, maxAge);
-    const imported = store.load(Math.floor(nowMs() / 1000), rt.conf.digestFile);
+    const imported = store.load(Math.floor(nowMs() / 1000), rt.digestFile);
     for (const w of rt.warnings) log.warn({ file: w.file, line: w.line, problem: w.message }, 'fwknop config warning');
     log.info({ stanzas: rt.doors.length, replayEntries: store.table.size, importedFromDigestFile: imported }, 'fwknop stanzas loaded');
     return new FwknopHandler(rt, store, log, grant, nowMs);

@@ -3,10 +3,10 @@
 // read with the project's checks: regular files of bounded size, and, as root, owned by root
 // and not writable by others; access files hold keys, so group/other may not read them. Shell.
 import { readdirSync, statSync, readFileSync } from 'node:fs';
-import type { Config } from '../src/config/types.js';
+import type { Config, SpaDoor } from '../src/config/types.js';
 import { DEFAULTS } from '../src/config/types.js';
 import { parseAccessConf, type ConfReader, type Problem } from '../src/fwknop/access-conf.js';
-import { parseFwknopdConf, type FwknopdConf } from '../src/fwknop/fwknopd-conf.js';
+import { parseFwknopdConf } from '../src/fwknop/fwknopd-conf.js';
 import type { FwknopGlobals, FwknopStanza } from '../src/fwknop/stanza.js';
 import { cmdCycleBackend } from './fwknop-cmd-cycle.js';
 import { makeBackend, type Backend } from './firewall/index.js';
@@ -18,7 +18,10 @@ const MAX_CONF_BYTES = 1024 * 1024;
 const MAX_DIR_ENTRIES = 4096;
 
 export interface FwknopRuntime {
-  readonly conf: FwknopdConf;
+  /** The access files read (for `check`). */
+  readonly accessFiles: readonly string[];
+  /** fwknopd's DIGEST_FILE, imported at start when it exists; undefined in spa.conf. */
+  readonly digestFile: string | undefined;
   readonly stanzas: readonly FwknopStanza[];
   /** Door name per stanza (`fwknop-1` ...), used for grants, journal and logs. */
   readonly doors: readonly string[];
@@ -102,7 +105,8 @@ export function loadFwknopd(configFile: string, text: string): { config?: Config
     doors: [],
   };
   const fwknop: FwknopRuntime = {
-    conf,
+    accessFiles: [conf.access],
+    digestFile: conf.digestFile,
     stanzas: access.stanzas,
     doors,
     globals: { agingEnabled: conf.agingEnabled, maxAgeSec: conf.maxAgeSec },
@@ -118,4 +122,42 @@ export function loadFwknopdRuntime(configFile: string, text: string): { runtime?
   const r = loadFwknopd(configFile, text);
   if (!r.config || !r.fwknop || !r.backends) return { problems: r.problems };
   return { runtime: { config: r.config, server: undefined, clients: [], spaDoors: [], backends: r.backends, fwknop: r.fwknop }, problems: [] };
+}
+
+/**
+ * spa.conf doors with `fwknop_access = FILE`: their stanzas, opened through the door's own
+ * backend (its firewall or start_command), the ports limited to the door's `access` as well as
+ * the stanza's OPEN_PORTS. CMD_CYCLE_* belongs to fwknopd.conf mode and is refused here.
+ * Pushes problems; undefined when no door has fwknop_access.
+ */
+export function loadFwknopDoors(config: Config, problems: Problem[]): FwknopRuntime | undefined {
+  const doors = config.doors.filter((d): d is SpaDoor => d.kind === 'spa' && d.fwknopAccess !== undefined);
+  if (doors.length === 0) return undefined;
+  const stanzas: FwknopStanza[] = [];
+  const names: string[] = [];
+  const warnings: Problem[] = [];
+  for (const door of doors) {
+    const file = door.fwknopAccess as string;
+    const r = parseAccessConf(file, checkedReader);
+    const line = door.lines['fwknop_access'];
+    for (const e of r.errors) problems.push(e.line === undefined ? { file: config.file, line, message: `fwknop_access: ${file}: ${e.message}` } : e);
+    warnings.push(...r.warnings);
+    for (const s of r.stanzas) {
+      if (s.cmdCycle !== undefined) {
+        problems.push({ file: s.file, line: s.line, message: `SOURCE: CMD_CYCLE_OPEN in a stanza of [${door.name}]: the door's firewall or start_command opens (CMD_CYCLE_* works when spa-server reads fwknopd.conf)` });
+        continue;
+      }
+      const inDoor = (a: { proto: string; port: number }): boolean => door.access.some((x) => x.proto === a.proto && x.port === a.port);
+      stanzas.push({ ...s, openPorts: (s.openPorts ?? door.access).filter(inDoor) });
+      names.push(door.name);
+    }
+  }
+  return {
+    accessFiles: doors.map((d) => d.fwknopAccess as string),
+    digestFile: undefined,
+    stanzas,
+    doors: names,
+    globals: { agingEnabled: true, maxAgeSec: config.options.windowSec },
+    warnings,
+  };
 }

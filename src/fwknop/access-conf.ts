@@ -12,7 +12,7 @@ import { lexFwknopLines, parseCount, parseYesNo } from './syntax.js';
 
 export interface Problem {
   readonly file: string;
-  readonly line: number | undefined;
+  readonly line?: number | undefined;
   readonly message: string;
 }
 

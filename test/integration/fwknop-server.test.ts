@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { describeNeeding } from '../helpers/requirements.js';
-import { startServer, stopAllServers, until, type ServerProcess } from '../helpers/server.js';
+import { fileLines, makeKeys, startServer, stopAllServers, until, type ServerProcess } from '../helpers/server.js';
 
 // Below the ephemeral range and away from the other suites' ports.
 const PORT = 28720;
@@ -157,5 +157,71 @@ describeNeeding('spa-server with fwknopd.conf and the real fwknop client', { roo
     const r = await runCli('spa-server', ['check', '--config', badConf]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`spa-server: ${bad}:1: SOURCE: stanza has no HMAC_KEY or HMAC_KEY_BASE64: unauthenticated CBC is malleable; add an HMAC key (fwknop --key-gen), or SPA_ALLOW_NO_HMAC Y\nspa-server: 1 problem found\n`);
+  });
+});
+
+describeNeeding('spa.conf: an SPA door, a sequence door and a fwknop_access door on one port', { root: true, tools: ['fwknop'] }, 'libpcap capture on lo and Debian\'s fwknop client', () => {
+  const SPA_PORT = 28721;
+  const SEQ = [28731, 28732, 28733];
+  let dir: string;
+  let srv: ServerProcess;
+  let keys: Awaited<ReturnType<typeof makeKeys>>;
+  let fk: Keys;
+  let effects: string;
+
+  beforeAll(async () => {
+    fk = keyGen();
+    keys = await makeKeys(['alice']);
+    dir = mkdtempSync(join(tmpdir(), 'spa-fwknop-mixed-'));
+    chmodSync(dir, 0o700);
+    effects = join(dir, 'effects');
+    const access = join(dir, 'access.conf');
+    writeFileSync(access, `SOURCE ANY\nKEY_BASE64 ${fk.key}\nHMAC_KEY_BASE64 ${fk.hmac}\nREQUIRE_SOURCE_ADDRESS Y\nFW_ACCESS_TIMEOUT 60\n`, { mode: 0o600 });
+    const conf = join(dir, 'spa.conf');
+    writeFileSync(conf, `[options]
+        Interface = lo
+        SPAPort   = ${SPA_PORT}
+        ServerKey = ${keys.serverKey}
+        StateDir  = ${dir}/state
+
+[ssh]
+        spa_keys      = ${keys.authorized('ssh', ['alice'])}
+        access        = tcp/22
+        start_command = echo open ssh %ID% %IP% %PROTO%/%PORT% >> ${effects}
+
+[fwknop-users]
+        fwknop_access = ${access}
+        access        = tcp/22, tcp/443
+        start_command = echo open fwknop %IP% %PROTO%/%PORT% >> ${effects}
+
+[legacy]
+        sequence      = ${SEQ.join(',')}
+        start_command = echo open sequence %IP% >> ${effects}
+`, { mode: 0o600 });
+    const c = await runCli('spa-server', ['check', '--config', conf]);
+    expect(c.stdout).toBe(`${conf}: OK: 3 doors (ssh: spa, fwknop-users: spa, legacy: sequence), 1 authorized key, 1 fwknop stanza from ${access}\n`);
+    srv = await startServer(['run', '--config', conf]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAllServers();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(keys.dir, { recursive: true, force: true });
+  });
+
+  it('a v1 knock, a real fwknop knock and a sequence all open their doors', async () => {
+    const r = await runCli('spa-knock', ['127.0.0.1', '--key', 'alice', '--server-key', keys.serverPub, '--port', String(SPA_PORT)], { env: { SPA_KNOCK_HOME: keys.clientHome } });
+    expect(r.code, r.stderr).toBe(0);
+    execFileSync('fwknop', ['--no-rc-file', '--no-save-args', '-D', '127.0.0.1', '-p', String(SPA_PORT), '-A', 'tcp/443', '-a', '127.0.0.1', '--key-base64-rijndael', fk.key, '--key-base64-hmac', fk.hmac], { stdio: 'ignore' });
+    const s = await runCli('spa-knock', ['127.0.0.1', '--sequence', SEQ.join(',')]);
+    expect(s.code, s.stderr).toBe(0);
+    await until(() => fileLines(effects).length === 3, 15_000, 'three start commands');
+    expect(fileLines(effects).sort()).toEqual(['open fwknop 127.0.0.1 tcp/443', 'open sequence 127.0.0.1', 'open ssh alice 127.0.0.1 tcp/22']);
+  });
+
+  it("a fwknop request outside the door's access is refused", async () => {
+    const from = srv.lines.length;
+    execFileSync('fwknop', ['--no-rc-file', '--no-save-args', '-D', '127.0.0.1', '-p', String(SPA_PORT), '-A', 'tcp/8080', '-a', '127.0.0.1', '--key-base64-rijndael', fk.key, '--key-base64-hmac', fk.hmac], { stdio: 'ignore' });
+    await srv.waitFor((l) => l['msg'] === 'rejected' && l['reason'] === 'fwknop.ports', 15_000, from);
   });
 });
