@@ -103,6 +103,8 @@ Examples:
   spa-knock web1 --wait -v && ssh web1        knock, then wait for tcp/22 to answer
   spa-knock old1 --sequence 7000,8000:udp,9000 --delay 100
   ssh -o ProxyCommand='spa-knock proxy %h %p' web1
+  spa-knock --named-config box                a fwknop packet from [box] of ~/.fwknoprc
+                                              (for fwknopd; --named-config x --help)
 
 Files:
   $SPA_KNOCK_HOME, else $XDG_CONFIG_HOME/spa-knock, else ~/.config/spa-knock
