@@ -10,7 +10,7 @@ import { accessText } from '../src/net/access.js';
 import { FWKNOP_REASONS } from '../src/fwknop/reasons.js';
 import { ipv4Text, parseIPv4 } from '../src/fwknop/ipv4.js';
 import { replayUntil } from '../src/fwknop/replay.js';
-import { looksLikeFwknop, verifyFwknop } from '../src/fwknop/verify.js';
+import { isKeyFailure, looksLikeFwknop, verifyFwknop } from '../src/fwknop/verify.js';
 import type { Frame } from './core/frame.js';
 import { RateLimiter } from './core/rate-limit.js';
 import { fwknopGrantId } from './fwknop-cmd-cycle.js';
@@ -18,9 +18,15 @@ import { FwknopReplayStore } from './fwknop-replay-store.js';
 import type { FwknopRuntime } from './fwknop-runtime.js';
 import type { Logger } from './log.js';
 
-/** Of every BUDGET_WINDOW_MS, at most BUDGET_MS go to verifying fwknop packets. */
+/** Of every BUDGET_WINDOW_MS, at most BUDGET_MS go to verifying fwknop packets ... */
 const BUDGET_WINDOW_MS = 100;
 const BUDGET_MS = 25;
+/** ... and at most SOURCE_BUDGET_MS of it to one source address, so one flooder leaves room for others. */
+const SOURCE_BUDGET_MS = 10;
+/** Source addresses tracked per window; beyond this, new ones share one account. */
+const MAX_SOURCES = 1024;
+/** Payloads (with their source) that failed every stanza's keys: resent, they cost one SHA-256. */
+const MAX_KNOWN_BAD = 4096;
 
 export type FwknopGrantFn = (door: string, id: string, addr: Address, access: readonly Access[], untilMs: number) => void;
 
@@ -28,6 +34,8 @@ export class FwknopHandler {
   private readonly rejectLog = new RateLimiter(20, 2);
   private windowStartMs = 0;
   private spentMs = 0;
+  private readonly spentBySource = new Map<string, number>();
+  private readonly knownBad = new Set<string>();
   private lastShed = 0;
   readonly counters = { accepted: 0, rejected: 0, shed: 0 };
 
@@ -50,6 +58,7 @@ export class FwknopHandler {
 
   reconfigure(rt: FwknopRuntime): void {
     this.rt = rt;
+    this.knownBad.clear(); // new keys may accept what the old ones refused
     for (const w of rt.warnings) this.log.warn({ file: w.file, line: w.line, problem: w.message }, 'fwknop config warning');
   }
 
@@ -62,17 +71,26 @@ export class FwknopHandler {
     if (nowMs - this.windowStartMs >= BUDGET_WINDOW_MS) {
       this.windowStartMs = nowMs;
       this.spentMs = 0;
+      this.spentBySource.clear();
     }
-    if (this.spentMs >= BUDGET_MS) {
+    const account = this.spentBySource.has(f.src.text) || this.spentBySource.size < MAX_SOURCES ? f.src.text : '*';
+    const bySource = this.spentBySource.get(account) ?? 0;
+    if (this.spentMs >= BUDGET_MS || bySource >= SOURCE_BUDGET_MS) {
       this.counters.shed++;
       return true;
     }
     const t0 = performance.now();
     const dst = f.dst.family === 4 ? parseIPv4(f.dst.text) : undefined;
     const nowSec = Math.floor(nowMs / 1000);
-    const v = verifyFwknop(f.payload, { src, dst }, this.rt.stanzas, this.rt.globals, nowSec, (d) => this.store.table.has(d));
-    this.spentMs += performance.now() - t0;
+    const v = verifyFwknop(f.payload, { src, dst }, this.rt.stanzas, this.rt.globals, nowSec, (d) => this.store.table.has(d), (d) => this.knownBad.has(`${d} ${f.src.text}`));
+    const ms = performance.now() - t0;
+    this.spentMs += ms;
+    this.spentBySource.set(account, bySource + ms);
     const maxAge = this.rt.globals.agingEnabled ? this.rt.globals.maxAgeSec : undefined;
+    if (!v.ok && isKeyFailure(v) && v.replayDigest !== undefined) {
+      if (this.knownBad.size >= MAX_KNOWN_BAD) this.knownBad.delete(this.knownBad.values().next().value as string);
+      this.knownBad.add(`${v.replayDigest} ${f.src.text}`);
+    }
     if (!v.ok) {
       // fwknopd burns an authentic packet's digest even when policy refuses it (SPEC.md §8 3.5).
       if (v.authenticated && v.replayDigest !== undefined) this.burn(v.replayDigest, replayUntil(nowSec, nowSec + (maxAge ?? 0), maxAge), f);

@@ -8,6 +8,7 @@ export const FWKNOP_REASONS = {
   'fwknop.prefix': 'payload starts with U2FsdGVkX1 (a replayed packet with its prefix put back)',
   'fwknop.source': 'no stanza for this source or destination address',
   'fwknop.replay': 'packet seen before (replay digest in the cache)',
+  'fwknop.known-bad': 'the same bytes from the same source already failed every stanza (cached)',
   'fwknop.expired': 'stanza expired (ACCESS_EXPIRE)',
   'fwknop.hmac': 'HMAC does not match (wrong HMAC key or type)',
   'fwknop.no-hmac': 'stanza has no HMAC key and the packet is not a valid HMAC-less one',
@@ -26,7 +27,7 @@ export type FwknopReason = keyof typeof FWKNOP_REASONS;
 
 /** How far a stanza got: a refusal names the stanza with the highest rank. */
 export const REASON_RANK: Readonly<Record<FwknopReason, number>> = {
-  'fwknop.size': 0, 'fwknop.charset': 0, 'fwknop.prefix': 0, 'fwknop.source': 0, 'fwknop.replay': 0,
+  'fwknop.size': 0, 'fwknop.charset': 0, 'fwknop.prefix': 0, 'fwknop.source': 0, 'fwknop.replay': 0, 'fwknop.known-bad': 0,
   'fwknop.expired': 1, 'fwknop.hmac': 2, 'fwknop.no-hmac': 2, 'fwknop.decrypt': 3, 'fwknop.digest': 4, 'fwknop.format': 4,
   'fwknop.age': 5, 'fwknop.msg-type': 5, 'fwknop.allow-ip': 5, 'fwknop.require-source': 5, 'fwknop.username': 5, 'fwknop.ports': 5,
 };

@@ -57,6 +57,11 @@ export function replayDigestOf(payload: Uint8Array): string {
   return encodeB64(digestOf('sha256', payload));
 }
 
+/** Refusals that depend only on the bytes and the stanzas' keys: the same bytes fail again. */
+export function isKeyFailure(v: FwknopRefusal): boolean {
+  return !v.authenticated && (v.reason === 'fwknop.hmac' || v.reason === 'fwknop.no-hmac' || v.reason === 'fwknop.decrypt' || v.reason === 'fwknop.digest' || v.reason === 'fwknop.format');
+}
+
 /** True when `payload` has the shape of a fwknop packet (size and alphabet); no crypto. */
 export function looksLikeFwknop(payload: Uint8Array): boolean {
   return payload.length >= FWKNOP_PAYLOAD.min && payload.length <= FWKNOP_PAYLOAD.max && isB64Bytes(payload);
@@ -136,6 +141,7 @@ export function verifyFwknop(
   g: FwknopGlobals,
   nowSec: number,
   seen: (digest: string) => boolean,
+  knownBad: (digest: string) => boolean = () => false,
 ): FwknopVerdict {
   const early = (reason: FwknopReason, replayDigest?: string): FwknopRefusal => ({ ok: false, reason, stanza: undefined, replayDigest, authenticated: false });
   if (payload.length < FWKNOP_PAYLOAD.min || payload.length > FWKNOP_PAYLOAD.max) return early('fwknop.size');
@@ -149,6 +155,9 @@ export function verifyFwknop(
   if (candidates.length === 0) return early('fwknop.source');
   const replayDigest = replayDigestOf(payload);
   if (seen(replayDigest)) return early('fwknop.replay', replayDigest);
+  // The caller's cache of payloads that failed every stanza's HMAC before (same source, same
+  // stanzas): a resent garbage packet costs one SHA-256 instead of an HMAC per stanza.
+  if (knownBad(replayDigest)) return early('fwknop.known-bad', replayDigest);
   const wire = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1');
   let best: FwknopRefusal | undefined;
   let authenticated = false;

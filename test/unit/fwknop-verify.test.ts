@@ -8,7 +8,7 @@ import type { DigestName, EncryptionMode } from '../../src/fwknop/crypto.js';
 import { encodeFwknop } from '../../src/fwknop/encode.js';
 import { parseIPv4, parseNetList } from '../../src/fwknop/ipv4.js';
 import { FWKNOP_DEFAULTS, type FwknopGlobals, type FwknopStanza } from '../../src/fwknop/stanza.js';
-import { replayDigestOf, verifyFwknop, type PacketAddresses } from '../../src/fwknop/verify.js';
+import { isKeyFailure, replayDigestOf, verifyFwknop, type PacketAddresses } from '../../src/fwknop/verify.js';
 import { ROOT } from '../helpers/cli.js';
 
 interface Fixture {
@@ -168,6 +168,18 @@ describe('refusals', () => {
     const d = replayDigestOf(bytes(c.wire));
     const seen = (x: string): boolean => x === d;
     expect(verifyFwknop(bytes(c.wire), LO, [stanzaOf(c.stanza)], G, c.timestamp, seen)).toMatchObject({ ok: false, reason: 'fwknop.replay' });
+  });
+
+  it('a payload that failed every stanza once is refused from the caller\'s cache without crypto', () => {
+    const st = [stanzaOf(other.stanza)];
+    const first = verifyFwknop(bytes(c.wire), LO, st, G, c.timestamp, never);
+    expect(first).toMatchObject({ ok: false, reason: 'fwknop.hmac' });
+    expect(!first.ok && isKeyFailure(first)).toBe(true);
+    const d = replayDigestOf(bytes(c.wire));
+    expect(verifyFwknop(bytes(c.wire), LO, st, G, c.timestamp, never, (x) => x === d)).toMatchObject({ ok: false, reason: 'fwknop.known-bad' });
+    // Policy refusals depend on time and source: never cached.
+    const stale = verify(c, {}, { now: c.timestamp + 1000 });
+    expect(!stale.ok && isKeyFailure(stale)).toBe(false);
   });
 
   it('a stanza without HMAC refuses a packet that carries one, and vice versa', () => {
