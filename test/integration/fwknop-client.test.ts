@@ -4,7 +4,9 @@
 // file), from a ~/.fwknoprc whose keys come from the real `fwknop --key-gen`.
 // Needs root (namespaces, libpcap), fwknop and fwknopd.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parseDigestCache } from '../../src/fwknop/replay.js';
+import { replayDigestOf } from '../../src/fwknop/verify.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -89,6 +91,17 @@ describeNeeding('spa-knock --named-config against the real fwknopd', { root: tru
     await until(() => log.slice(before).includes('Got 0.0.0.0 when valid source IP was required'), 15_000, `fwknopd to refuse -s; log: ${log}`);
     expect(log.slice(before)).toMatch(/HMAC/);
     expect(opened('a-127.0.0.1-6-2223-0')).toBe(false);
+  });
+
+  it("fwknopd's digest.cache holds our replay digest of the packet it accepted (so the cache imports as is)", async () => {
+    const t = await knock('a', '-T', '-A', 'tcp/2230');
+    const wire = t.stdout.trim().split('\n')[1] as string;
+    const send = `const s=require('dgram').createSocket('udp4');s.send(Buffer.from(process.argv[1]),62201,'127.0.0.1',()=>s.close());`;
+    expect(await nsExec(ns, [process.execPath, '-e', send, wire])).toMatchObject({ ok: true });
+    await until(() => opened('a-127.0.0.1-6-2230-0'), 15_000, `fwknopd to accept; log: ${log}`);
+    const digest = replayDigestOf(new Uint8Array(Buffer.from(wire, 'latin1')));
+    await until(() => existsSync(join(dir, 'run/digest.cache')) && readFileSync(join(dir, 'run/digest.cache'), 'utf8').includes(digest), 10_000, 'the digest in digest.cache');
+    expect(parseDigestCache(readFileSync(join(dir, 'run/digest.cache'), 'utf8'), 120).map((e) => e.digest)).toContain(digest);
   });
 
   it('-T prints the packet and sends nothing; a missing stanza is one line, exit 2', async () => {
