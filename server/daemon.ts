@@ -437,6 +437,7 @@ export class Daemon {
     }
     this.runtime = next;
     if (next.fwknop) this.fwknop?.reconfigure(next.fwknop);
+    if (Boolean(next.fwknop) !== Boolean(this.fwknop)) this.log.warn({}, 'fwknop stanzas added or removed: they take effect at the next start');
     this.tags.setClients(next.clients, Math.floor(this.nowMs() / SECOND));
     void (this.sequences?.reconfigure(next.config) ?? Promise.resolve())
       .catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'sequence reload failed'))
