@@ -65,9 +65,9 @@ Prints the server public key (also in DIR/server.pub); give it to clients
       if (!runtime) {
         throw new UserError('config', `${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
       }
+      for (const w of runtime.warnings) io.stderr(`spa-server: warning: ${formatProblem(w)}\n`);
       const c = runtime.config;
-      // fwknop stanzas (issue 14): their warnings, and their count.
-      for (const w of runtime.fwknop?.warnings ?? []) io.stderr(`spa-server: ${formatProblem({ ...w, message: `warning: ${w.message}` })}\n`);
+      // fwknop stanzas (issue 14; their warnings are among the runtime's): their count.
       const n = runtime.fwknop?.stanzas.length ?? 0;
       const fw = runtime.fwknop ? `${n} fwknop stanza${n === 1 ? '' : 's'} from ${runtime.fwknop.accessFiles.join(', ')}` : '';
       if (runtime.fwknop && c.doors.length === 0) return void io.stdout(`${o.config}: OK: ${fw}, udp/${c.options.spaPort}\n`);

@@ -51,7 +51,6 @@ export class FwknopHandler {
     const maxAge = rt.globals.agingEnabled ? rt.globals.maxAgeSec : undefined;
     const store = new FwknopReplayStore(stateDir, maxAge);
     const imported = store.load(Math.floor(nowMs() / 1000), rt.digestFile);
-    for (const w of rt.warnings) log.warn({ file: w.file, line: w.line, problem: w.message }, 'fwknop config warning');
     log.info({ stanzas: rt.doors.length, replayEntries: store.table.size, importedFromDigestFile: imported }, 'fwknop stanzas loaded');
     return new FwknopHandler(rt, store, log, grant, nowMs);
   }
@@ -59,7 +58,6 @@ export class FwknopHandler {
   reconfigure(rt: FwknopRuntime): void {
     this.rt = rt;
     this.knownBad.clear(); // new keys may accept what the old ones refused
-    for (const w of rt.warnings) this.log.warn({ file: w.file, line: w.line, problem: w.message }, 'fwknop config warning');
   }
 
   /** True when the payload has a fwknop packet's shape (then this handler decided it). */

@@ -100,7 +100,7 @@ export function loadFwknopd(configFile: string, text: string): { config?: Config
     options: {
       useSyslog: false, logFile: undefined, pidFile: undefined, interface: conf.interface, spaPort: conf.port, serverKey: undefined,
       stateDir: conf.stateDir, udpSocket: conf.udpServer, windowSec: conf.maxAgeSec, firewall: conf.firewall === 'command' ? undefined : conf.firewall,
-      closeOnExit: DEFAULTS.closeOnExit, pcapBufferMb: DEFAULTS.pcapBufferMb, lines: {},
+      closeOnExit: DEFAULTS.closeOnExit, pcapBufferMb: DEFAULTS.pcapBufferMb, replayPerClient: DEFAULTS.replayPerClient, replayTotal: DEFAULTS.replayTotal, lines: {},
     },
     doors: [],
   };
@@ -121,7 +121,7 @@ export function loadFwknopdRuntime(configFile: string, text: string): { runtime?
   if (why !== undefined) return { problems: [{ file: configFile, line: undefined, message: why }] };
   const r = loadFwknopd(configFile, text);
   if (!r.config || !r.fwknop || !r.backends) return { problems: r.problems };
-  return { runtime: { config: r.config, server: undefined, clients: [], spaDoors: [], backends: r.backends, fwknop: r.fwknop }, problems: [] };
+  return { runtime: { config: r.config, server: undefined, clients: [], spaDoors: [], backends: r.backends, fwknop: r.fwknop, warnings: r.fwknop.warnings }, problems: [] };
 }
 
 /**

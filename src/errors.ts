@@ -12,11 +12,13 @@ export type UserErrorCode =
   | 'config'
   | 'key.parse'
   | 'key.type'
+  | 'key.invalid'
   | 'key.mode'
   | 'key.missing'
   | 'key.exists'
   | 'access.parse'
   | 'address.parse'
+  | 'address.discover'
   | 'host.resolve'
   | 'file.missing';
 

@@ -181,6 +181,8 @@ function buildOptions(s: Section, useSyslog: boolean): Options {
     stateDir: get(s, 'StateDir', 'text')?.v ?? DEFAULTS.stateDir,
     udpSocket: get(s, 'UDPSocket', 'bool')?.v ?? DEFAULTS.udpSocket,
     windowSec: get(s, 'Window', 'int')?.v ?? DEFAULTS.windowSec,
+    replayPerClient: get(s, 'ReplayPerClient', 'int')?.v ?? DEFAULTS.replayPerClient,
+    replayTotal: get(s, 'ReplayTotal', 'int')?.v ?? DEFAULTS.replayTotal,
     firewall: get(s, 'Firewall', 'firewall')?.v,
     closeOnExit: get(s, 'CloseOnExit', 'bool')?.v ?? DEFAULTS.closeOnExit,
     pcapBufferMb: get(s, 'PcapBufferMB', 'int')?.v ?? DEFAULTS.pcapBufferMb,
@@ -279,6 +281,7 @@ function buildDoor(s: Section, options: Options, err: (line: number, message: st
       fwknopAccess,
       access,
       allowNat: get(s, 'spa_allow_nat', 'bool')?.v ?? false,
+      allowSource: get(s, 'spa_allow_source', 'bool')?.v ?? false,
       firewall,
       protect: get(s, 'protect', 'bool')?.v ?? false,
     };
