@@ -98,7 +98,13 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
     return { problems: [{ file: configFile, message: code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? (e as Error).message}` }] };
   }
   // fwknopd.conf, recognised by its format as knockd.conf is (server/fwknop-runtime.ts).
-  if (looksLikeFwknopdConf(text)) return loadFwknopdRuntime(configFile, text);
+  if (looksLikeFwknopdConf(text)) {
+    const r = loadFwknopdRuntime(configFile, text);
+    const fw = r.runtime?.config.options.firewall;
+    const tool = fw === undefined ? undefined : BACKEND_TOOL[fw];
+    if (opts.checkTools && tool && !onPath(tool, opts.env ?? process.env)) return { problems: [{ file: configFile, message: `SPA_FIREWALL ${fw}: ${tool} not found on PATH` }] };
+    return r;
+  }
   const parsed = parseConfig(text, configFile);
   if (!parsed.ok) return { problems: parsed.errors.map((e) => ({ file: e.file, line: e.line, message: e.message })) };
   const config = parsed.config;
