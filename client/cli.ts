@@ -21,6 +21,7 @@ import { connectWhenOpen, DEFAULT_WAIT_MS, type Connected } from './wait.js';
 import { relay } from './proxy.js';
 import { natHint, type AllowChoice } from './nat-advice.js';
 import { parseStunServer, type StunServer } from './stun-servers.js';
+import { runFwknopKnock, wantsNamedConfig } from './fwknop-knock.js';
 
 export interface ClientIo {
   stdout(s: string): void;
@@ -126,6 +127,8 @@ Examples:
   spa-knock web1 --stun stun.example.org      behind a NAT, ask your own STUN server
   spa-knock old1 --sequence 7000,8000:udp,9000 --delay 100
   ssh -o ProxyCommand='spa-knock proxy %h %p' web1
+  spa-knock --named-config box                a fwknop packet from [box] of ~/.fwknoprc
+                                              (for fwknopd; --named-config x --help)
 
 Files:
   $SPA_KNOCK_HOME, else $XDG_CONFIG_HOME/spa-knock, else ~/.config/spa-knock
@@ -222,6 +225,8 @@ function planFor(host: string, o: Record<string, unknown>, io: ClientIo, home: s
 }
 
 export async function main(argv: readonly string[], io: ClientIo): Promise<number> {
+  // fwknop's ~/.fwknoprc stanzas (issue 14): their own options, client/fwknop-knock.ts.
+  if (wantsNamedConfig(argv)) return runFwknopKnock(argv, io);
   const home = clientHome(io.env, io.homedir);
   const program = new Command('spa-knock');
   program

@@ -12,6 +12,8 @@ export interface FilterSpec {
   /** Sequence-door ports, matched on destination port only. */
   readonly tcpPorts: readonly number[];
   readonly udpPorts: readonly number[];
+  /** More clauses OR-ed in as they are (the fwknop packet shape, server/fwknop-filter.ts). */
+  readonly extraClauses?: readonly string[];
 }
 
 const UDP_HEADER_BYTES = 8;
@@ -38,6 +40,7 @@ export function buildFilter(spec: FilterSpec): string {
   const clauses = [v4, v6];
   for (const p of unique(spec.tcpPorts, 'tcpPorts')) clauses.push(`(tcp dst port ${p})`);
   for (const p of unique(spec.udpPorts, 'udpPorts')) clauses.push(`(udp dst port ${p})`);
+  for (const c of spec.extraClauses ?? []) clauses.push(c);
   return clauses.join(' or ');
 }
 

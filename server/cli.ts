@@ -67,7 +67,11 @@ Prints the server public key (also in DIR/server.pub); give it to clients
       }
       for (const w of runtime.warnings) io.stderr(`spa-server: warning: ${formatProblem(w)}\n`);
       const c = runtime.config;
-      io.stdout(`${o.config}: OK: ${c.doors.length} door${c.doors.length === 1 ? '' : 's'} (${c.doors.map((d) => `${d.name}: ${d.kind}`).join(', ')}), ${runtime.clients.length} authorized key${runtime.clients.length === 1 ? '' : 's'}\n`);
+      // fwknop stanzas (issue 14; their warnings are among the runtime's): their count.
+      const n = runtime.fwknop?.stanzas.length ?? 0;
+      const fw = runtime.fwknop ? `${n} fwknop stanza${n === 1 ? '' : 's'} from ${runtime.fwknop.accessFiles.join(', ')}` : '';
+      if (runtime.fwknop && c.doors.length === 0) return void io.stdout(`${o.config}: OK: ${fw}, udp/${c.options.spaPort}\n`);
+      io.stdout(`${o.config}: OK: ${c.doors.length} door${c.doors.length === 1 ? '' : 's'} (${c.doors.map((d) => `${d.name}: ${d.kind}`).join(', ')}), ${runtime.clients.length} authorized key${runtime.clients.length === 1 ? '' : 's'}${fw ? `, ${fw}` : ''}\n`);
     });
 
   program

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { UserError } from '../src/errors.js';
 import { commandsFor } from '../src/config/commands.js';
-import { accessText } from '../src/net/access.js';
+import { accessText, type Access } from '../src/net/access.js';
 import { DATAGRAM_BYTES, VERSION } from '../src/protocol/constants.js';
 import { verifyDatagram, type VerifyContext } from '../src/protocol/datagram.js';
 import { ReplayGuard } from '../src/protocol/replay.js';
@@ -23,6 +23,8 @@ import { SequenceEngine } from './sequences.js';
 import { openPcapSource } from './pcap-source.js';
 import { serveControl, viewOf, type GrantView } from './control.js';
 import type { Server } from 'node:net';
+import { FwknopHandler } from './fwknop-handler.js';
+import { fwknopFilterClause } from './fwknop-filter.js';
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -64,6 +66,8 @@ export class Daemon {
   private control: Server | undefined;
   readonly counters = { accepted: 0, rejected: 0 };
   private sequenceOpens = 0;
+  /** fwknop stanzas (issue 14); undefined without any. */
+  private fwknop: FwknopHandler | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     this.nowMs = opts.nowMs ?? Date.now;
@@ -100,6 +104,8 @@ export class Daemon {
       this.log.warn({ file: this.replayStore.file, floor: loaded.legacyFloor }, 'replay.log was in the 0.1 format (one guard for all keys); converted: every knock timestamped at or before its newest entry is refused');
     }
     if (loaded.skipped > 0) this.log.warn({ file: this.replayStore.file, skipped: loaded.skipped }, 'replay.log: damaged lines dropped');
+    const fw = this.runtime.fwknop;
+    this.fwknop = fw ? FwknopHandler.open(fw, o.stateDir, this.log, (door, id, addr, access, untilMs) => this.grantFwknop(door, id, addr, access, untilMs), this.nowMs) : undefined;
     await this.recoverJournal(nowMs);
     await this.setupBackends();
     this.sequences = await SequenceEngine.create(this.runtime.config, this.log, (door, addr) => this.grantSequence(door, addr), this.opts.iface);
@@ -153,6 +159,7 @@ export class Daemon {
       spaPort: o.spaPort,
       datagramBytes: DATAGRAM_BYTES,
       version: VERSION,
+      extraClauses: this.runtime.fwknop ? [fwknopFilterClause(o.spaPort)] : [],
       tcpPorts: this.sequences?.ports('tcp') ?? [],
       udpPorts: this.sequences?.ports('udp') ?? [],
       bufferBytes: o.pcapBufferMb * 1024 * 1024,
@@ -209,6 +216,13 @@ export class Daemon {
       if (!r.ok) this.log.error({ backend: b.name, error: r.message }, 'firewall setup failed');
       else this.log.info({ backend: b.name, doors: doors.map((d) => d.door), protect: protectedAccess(doors).map(accessText) }, 'firewall set up');
     }
+    // fwknop stanzas' doors: base rules of their shared backend (CMD_CYCLE backends have none).
+    const fw = this.runtime.fwknop;
+    const fb = fw ? this.runtime.backends.get(fw.doors[0] ?? '') : undefined;
+    if (fw && fb && !seen.has(fb)) {
+      const r = await applyAll(fb.setup(fw.doors.filter((d) => this.runtime.backends.get(d) === fb).map((door) => ({ door, protect: false, access: [] }))));
+      if (!r.ok) this.log.error({ backend: fb.name, error: r.message }, 'firewall setup failed');
+    }
   }
 
   private backendFor(g: Grant): Backend | undefined {
@@ -218,8 +232,10 @@ export class Daemon {
   /** The per-packet entry point. Synchronous: decides and queues effects; never throws. */
   handleFrame(f: Frame): void {
     try {
-      if (f.proto === 'udp' && f.dstPort === this.runtime.config.options.spaPort) this.handleSpa(f);
-      else this.sequences?.hit(f, this.nowMs());
+      if (f.proto === 'udp' && f.dstPort === this.runtime.config.options.spaPort) {
+        // A fwknop packet is base64 text; a v1 datagram starts with 0x01, which is not.
+        if (!this.fwknop?.handle(f)) this.handleSpa(f);
+      } else this.sequences?.hit(f, this.nowMs());
     } catch (e) {
       this.log.error({ err: e }, 'packet handling failed');
     }
@@ -250,6 +266,12 @@ export class Daemon {
       { door: p.door.name, id: v.client.id, src: f.src.text, allow: p.addr.text, access: v.access.map(accessText), until: new Date(untilMs).toISOString() },
       'accepted',
     );
+  }
+
+  /** A fwknop stanza accepted a packet: the usual grant path (issue 14). */
+  private grantFwknop(door: string, id: string, addr: Grant['addr'], access: readonly Access[], untilMs: number): void {
+    this.counters.accepted++;
+    for (const eff of this.grants.plan(door, id, addr, access, untilMs)) this.grant(eff.grant, eff.kind);
   }
 
   private reject(reason: string, f: Frame, id: string | undefined, nowMs: number): void {
@@ -400,6 +422,7 @@ export class Daemon {
       this.log.warn({ error: (e as Error).message }, 'replay log compaction failed');
     }
     this.sequences?.expire(nowMs);
+    this.fwknop?.tick(nowMs);
     const s = this.source?.stats();
     if (s && s.shed > this.lastShed) {
       this.log.warn({ received: s.received, frames: s.frames, rejected: s.rejected, shed: s.shed, reopens: s.reopens }, 'capture overloaded: frames dropped undecoded so timers could run');
@@ -417,6 +440,8 @@ export class Daemon {
       return;
     }
     this.runtime = next;
+    if (next.fwknop) this.fwknop?.reconfigure(next.fwknop);
+    if (Boolean(next.fwknop) !== Boolean(this.fwknop)) this.log.warn({}, 'fwknop stanzas added or removed: they take effect at the next start');
     this.tags.setClients(next.clients, Math.floor(this.nowMs() / SECOND));
     void (this.sequences?.reconfigure(next.config) ?? Promise.resolve())
       .catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'sequence reload failed'))
@@ -449,6 +474,7 @@ export class Daemon {
     await Promise.all([...this.chains.values()]);
     this.log.info({ closed: closeAll, left: this.grants.size, accepted: this.counters.accepted, rejected: this.counters.rejected, capture: this.source?.stats() }, 'stopped');
     this.replayStore.close();
+    this.fwknop?.close();
     this.journal.close();
   }
 }

@@ -12,6 +12,8 @@ export interface PcapSourceOptions {
   readonly version: number;
   readonly tcpPorts: readonly number[];
   readonly udpPorts: readonly number[];
+  /** More filter clauses, OR-ed in (the fwknop shape, server/fwknop-filter.ts). */
+  readonly extraClauses?: readonly string[];
   readonly bufferBytes: number;
   readonly onFrame: (f: Frame) => void;
   /** The capture died (interface gone): the daemon logs it and stops. */
@@ -24,7 +26,7 @@ export function openPcapSource(o: PcapSourceOptions): PacketSource {
   capture.onError(o.onError);
   capture.open({
     iface: o.iface,
-    filter: buildFilter({ spaPort: o.spaPort, datagramBytes: o.datagramBytes, version: o.version, tcpPorts: o.tcpPorts, udpPorts: o.udpPorts }),
+    filter: buildFilter({ spaPort: o.spaPort, datagramBytes: o.datagramBytes, version: o.version, tcpPorts: o.tcpPorts, udpPorts: o.udpPorts, extraClauses: o.extraClauses }),
     kernelBufferBytes: o.bufferBytes,
   });
   return {

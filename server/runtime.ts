@@ -13,6 +13,8 @@ import { toHex } from '../src/bytes.js';
 import { commandBackend, makeBackend, type Backend } from './firewall/index.js';
 import type { SpaDoorPolicy } from './core/policy.js';
 import { checkOneTimeFile } from './one-time-store.js';
+import { looksLikeFwknopdConf } from '../src/fwknop/fwknopd-conf.js';
+import { loadFwknopDoors, loadFwknopdRuntime, type FwknopRuntime } from './fwknop-runtime.js';
 
 export interface Problem {
   readonly file: string;
@@ -32,6 +34,8 @@ export interface Runtime {
   readonly spaDoors: readonly SpaDoorPolicy[];
   /** Backends by door name: one instance per built-in firewall, one command backend per door. */
   readonly backends: ReadonlyMap<string, Backend>;
+  /** fwknop stanzas (a fwknopd.conf given as the config); undefined otherwise. */
+  readonly fwknop?: FwknopRuntime;
   /** Settings that work but weaken a door: `check` prints them, `run` logs them at every start. */
   readonly warnings: readonly Problem[];
 }
@@ -93,16 +97,25 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
     const code = (e as NodeJS.ErrnoException).code;
     return { problems: [{ file: configFile, message: code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? (e as Error).message}` }] };
   }
+  // fwknopd.conf, recognised by its format as knockd.conf is (server/fwknop-runtime.ts).
+  if (looksLikeFwknopdConf(text)) {
+    const r = loadFwknopdRuntime(configFile, text);
+    const fw = r.runtime?.config.options.firewall;
+    const tool = fw === undefined ? undefined : BACKEND_TOOL[fw];
+    if (opts.checkTools && tool && !onPath(tool, opts.env ?? process.env)) return { problems: [{ file: configFile, message: `SPA_FIREWALL ${fw}: ${tool} not found on PATH` }] };
+    return r;
+  }
   const parsed = parseConfig(text, configFile);
   if (!parsed.ok) return { problems: parsed.errors.map((e) => ({ file: e.file, line: e.line, message: e.message })) };
   const config = parsed.config;
   const spaDoors = config.doors.filter((d): d is SpaDoor => d.kind === 'spa');
+  const keyDoors = spaDoors.filter((d) => d.spaKeys !== undefined);
 
   let server: ServerSecretKey | undefined;
-  if (spaDoors.length > 0) {
+  if (keyDoors.length > 0) {
     const line = config.options.lines['ServerKey'];
     if (config.options.serverKey === undefined) {
-      problems.push({ file: configFile, line: spaDoors[0]?.line, message: `[${spaDoors[0]?.name}]: an SPA door needs ServerKey = FILE in [options]` });
+      problems.push({ file: configFile, line: keyDoors[0]?.line, message: `[${keyDoors[0]?.name}]: an SPA door needs ServerKey = FILE in [options]` });
     } else {
       try {
         server = readServerSecretKey(config.options.serverKey);
@@ -121,27 +134,27 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
     const ids = new Set<string>();
     let read: ReturnType<typeof readAuthorizedKeysFile> | undefined;
     try {
-      read = readAuthorizedKeysFile(door.spaKeys);
+      if (door.spaKeys !== undefined) read = readAuthorizedKeysFile(door.spaKeys);
     } catch (e) {
       if (!(e instanceof UserError)) throw e;
       problems.push({ file: configFile, line, message: `spa_keys: ${e.format()}` });
     }
     for (const p of read?.problems ?? []) problems.push(p);
     for (const entry of read?.entries ?? []) {
-      located.push({ file: door.spaKeys, entry });
+      located.push({ file: door.spaKeys ?? configFile, entry });
       const keyHex = toHex(entry.key.signPublic) + toHex(entry.key.boxPublic);
       const prev = byId.get(entry.id);
       if (prev && prev.key !== keyHex) {
-        problems.push({ file: door.spaKeys, line: entry.line, message: `key id ${JSON.stringify(entry.id)} has a different key in ${prev.file}; one id, one key` });
+        problems.push({ file: door.spaKeys ?? configFile, line: entry.line, message: `key id ${JSON.stringify(entry.id)} has a different key in ${prev.file}; one id, one key` });
         continue;
       }
       if (!prev) {
         const client = server ? authorizeClient(server, entry.id, entry.key) : undefined;
         if (server && !client) {
-          problems.push({ file: door.spaKeys, line: entry.line, message: `key ${JSON.stringify(entry.id)} is not a usable public key (low-order point)` });
+          problems.push({ file: door.spaKeys ?? configFile, line: entry.line, message: `key ${JSON.stringify(entry.id)} is not a usable public key (low-order point)` });
           continue;
         }
-        byId.set(entry.id, { key: keyHex, file: door.spaKeys, client });
+        byId.set(entry.id, { key: keyHex, file: door.spaKeys ?? configFile, client });
       }
       ids.add(entry.id);
     }
@@ -174,9 +187,11 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
     }
   }
 
+  // Doors with fwknop_access (server/fwknop-runtime.ts).
+  const fwknop = loadFwknopDoors(config, problems);
   if (problems.length > 0) return { problems };
   const clients = [...byId.values()].flatMap((v) => (v.client ? [v.client] : []));
-  return { runtime: { config, server, clients, spaDoors: policies, backends, warnings: warningsOf(config, configFile) }, problems };
+  return { runtime: { config, server, clients, spaDoors: policies, backends, warnings: [...warningsOf(config, configFile), ...(fwknop?.warnings ?? [])], ...(fwknop ? { fwknop } : {}) }, problems };
 }
 
 /**

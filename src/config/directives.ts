@@ -136,6 +136,7 @@ export const DIRECTIVES: readonly Directive[] = [
   d('CloseOnExit', 'options', yesNo),
   d('PcapBufferMB', 'options', int(LIMITS.pcapBufferMb.min, LIMITS.pcapBufferMb.max, 'MiB')),
   d('spa_keys', 'spa-door', path),
+  d('fwknop_access', 'spa-door', path),
   d('access', 'spa-door', access),
   d('spa_allow_nat', 'spa-door', yesNo),
   d('spa_allow_source', 'spa-door', yesNo),

@@ -194,7 +194,9 @@ function buildDoor(s: Section, options: Options, err: (line: number, message: st
   const at = (name: string): number => s.settings.get(name)?.line ?? s.failed.get(name) ?? s.line;
   const present = (name: string): boolean => s.settings.has(name) || s.failed.has(name);
   const spaKeys = get(s, 'spa_keys', 'text')?.v;
-  const hasSpa = present('spa_keys');
+  const fwknopAccess = get(s, 'fwknop_access', 'text')?.v;
+  // A door with fwknop_access (fwknop clients' stanzas, issue 14) is an SPA door too.
+  const hasSpa = present('spa_keys') || present('fwknop_access');
   const hasSeq = present('sequence');
   const hasOneTime = present('one_time_sequences');
   let kind: 'spa' | 'sequence' | undefined;
@@ -271,11 +273,12 @@ function buildDoor(s: Section, options: Options, err: (line: number, message: st
         if (s.settings.has(name)) err(at(name), `${name}: a door with firewall = ${firewall} runs no commands (remove ${name} or set firewall = command)`);
       }
     }
-    if (!access || spaKeys === undefined) return undefined;
+    if (!access || (spaKeys === undefined && fwknopAccess === undefined)) return undefined;
     const door: SpaDoor = {
       ...base,
       kind: 'spa',
       spaKeys,
+      fwknopAccess,
       access,
       allowNat: get(s, 'spa_allow_nat', 'bool')?.v ?? false,
       allowSource: get(s, 'spa_allow_source', 'bool')?.v ?? false,

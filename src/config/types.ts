@@ -135,8 +135,10 @@ interface DoorBase {
 /** A door opened by one SPA datagram from a key listed in spaKeys. */
 export interface SpaDoor extends DoorBase {
   readonly kind: 'spa';
-  /** Path of the authorized-keys file (`<public key> <id>` lines). */
-  readonly spaKeys: string;
+  /** Path of the authorized-keys file (`<public key> <id>` lines); undefined: fwknop stanzas only. */
+  readonly spaKeys: string | undefined;
+  /** fwknop_access: an access.conf whose stanzas this door also serves (issue 14); undefined: none. */
+  readonly fwknopAccess: string | undefined;
   /** What a knock may ask to open; never empty, no duplicates, in file order. */
   readonly access: readonly Access[];
   /** Accept an allow address other than the packet's source address. Default false. */

@@ -295,6 +295,11 @@ describe('each directive', () => {
     expect(spaDoor(load(text), 'd')).toMatchObject(expected);
   });
 
+  it('fwknop_access makes an SPA door, with or without spa_keys (issue 14)', () => {
+    expect(spaDoor(load('[d]\nfwknop_access = /etc/fwknop/access.conf\naccess = tcp/22\nfirewall = nftables\n'), 'd')).toMatchObject({ kind: 'spa', spaKeys: undefined, fwknopAccess: '/etc/fwknop/access.conf' });
+    expect(spaDoor(load('[d]\nspa_keys = /k\nfwknop_access = /f\naccess = tcp/22\nstart_command = true\n'), 'd')).toMatchObject({ spaKeys: '/k', fwknopAccess: '/f' });
+  });
+
   it('SPA door firewall: own, else command when it has start_command, else [options] Firewall', () => {
     const own = load('[d]\nspa_keys = /k\naccess = tcp/22\nfirewall = ufw\nprotect = yes\n');
     expect(spaDoor(own, 'd')).toMatchObject({ firewall: 'ufw', protect: true, startCommand: undefined });
@@ -309,7 +314,7 @@ describe('each directive', () => {
       'UseSyslog', 'LogFile', 'PidFile', 'Interface', 'sequence', 'one_time_sequences', 'seq_timeout', 'tcpflags', 'target',
       'start_command', 'start_command_6', 'cmd_timeout', 'stop_command', 'stop_command_6', 'SPAPort', 'ServerKey', 'StateDir',
       'UDPSocket', 'Window', 'Firewall', 'CloseOnExit', 'PcapBufferMB', 'spa_keys', 'access', 'spa_allow_nat', 'firewall',
-      'protect', 'ignore_duplicates', 'ReplayPerClient', 'ReplayTotal', 'spa_allow_source',
+      'protect', 'ignore_duplicates', 'ReplayPerClient', 'ReplayTotal', 'spa_allow_source', 'fwknop_access',
     ]);
     expect(DIRECTIVES.map((d) => d.name).sort()).toEqual([...tested].sort());
   });
