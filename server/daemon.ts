@@ -24,6 +24,8 @@ import { SequenceEngine } from './sequences.js';
 import { openPcapSource } from './pcap-source.js';
 import { serveControl, viewOf, type GrantView } from './control.js';
 import type { Server } from 'node:net';
+import { checkTrustedPath } from './trust.js';
+import { lockStateDir, type StateLock } from './lock.js';
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -63,6 +65,7 @@ export class Daemon {
   private lastShed = 0;
   private stopping = false;
   private control: Server | undefined;
+  private lock: StateLock | undefined;
   readonly counters = { accepted: 0, rejected: 0 };
   private sequenceOpens = 0;
 
@@ -86,11 +89,7 @@ export class Daemon {
     const o = this.runtime.config.options;
     const nowMs = this.nowMs();
     const nowSec = Math.floor(nowMs / SECOND);
-    try {
-      mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
-    } catch (e) {
-      throw new UserError('config', `StateDir: cannot create ${o.stateDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    this.openStateDir(o.stateDir);
     this.tags = new TagTable(o.windowSec);
     this.tags.setClients(this.runtime.clients, nowSec);
     this.replay = new ReplayGuard(o.windowSec, DEFAULT_REPLAY_CAPACITY);
@@ -123,6 +122,21 @@ export class Daemon {
     );
   }
 
+  /**
+   * Creates StateDir 0700 if missing, checks it again (it may have been made between `check`
+   * and now), and takes its lock: one daemon per StateDir.
+   */
+  private openStateDir(dir: string): void {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new UserError('config', `StateDir: cannot create ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const wrong = checkTrustedPath(dir, 'dir', { noLink: true });
+    if (wrong) throw new UserError('config', `${this.opts.configFile}: StateDir: not trusted: ${wrong}`);
+    this.lock = lockStateDir(dir);
+  }
+
   private udpMode(): boolean {
     return Boolean(this.opts.udp || this.runtime.config.options.udpSocket);
   }
@@ -130,7 +144,7 @@ export class Daemon {
   /** What the capture depends on; a reload that changes it reopens the capture. */
   private sourceKey(): string {
     const o = this.runtime.config.options;
-    if (this.udpMode()) return `udp ${o.spaPort}`;
+    if (this.udpMode()) return `udp ${o.udpListen?.text ?? '*'} ${o.spaPort}`;
     return `pcap ${this.opts.iface ?? o.interface ?? 'eth0'} ${o.spaPort} ${o.pcapBufferMb} tcp:${this.sequences?.ports('tcp').join(',')} udp:${this.sequences?.ports('udp').join(',')}`;
   }
 
@@ -142,7 +156,7 @@ export class Daemon {
       if (this.runtime.config.doors.some((d) => d.kind === 'sequence')) {
         this.log.warn({ doors: this.runtime.config.doors.filter((d) => d.kind === 'sequence').map((d) => d.name) }, 'sequence doors need libpcap; they are not active in UDP socket mode');
       }
-      return openUdpSource(o.spaPort, onFrame);
+      return openUdpSource(o.spaPort, onFrame, o.udpListen);
     }
     return openPcapSource({
       iface: this.opts.iface ?? o.interface ?? 'eth0',
@@ -446,5 +460,6 @@ export class Daemon {
     this.log.info({ closed: closeAll, left: this.grants.size, accepted: this.counters.accepted, rejected: this.counters.rejected, capture: this.source?.stats() }, 'stopped');
     this.replayStore.close();
     this.journal.close();
+    this.lock?.release();
   }
 }

@@ -1,13 +1,14 @@
 // Loads what the daemon runs from: the config file, the server key, every door's
 // authorized keys, and a backend per door and family. Every problem is a FILE:LINE
 // line, so `spa-server check` and `run` report the same things. Shell (reads files).
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
 import { UserError } from '../src/errors.js';
 import { parseConfig } from '../src/config/parse.js';
 import type { Config, Door, SpaDoor } from '../src/config/types.js';
 import { authorizeClient, type AuthorizedClient, type ServerSecretKey } from '../src/protocol/keys.js';
-import { readAuthorizedKeysFile, readServerSecretKey } from '../keys/files.js';
+import { FILE_LIMITS, FileReadError, readAuthorizedKeysFile, readRegularFile, readServerSecretKey } from '../keys/files.js';
+import { checkTrustedPath } from './trust.js';
 import { toHex } from '../src/bytes.js';
 import { commandBackend, makeBackend, type Backend } from './firewall/index.js';
 import type { SpaDoorPolicy } from './core/policy.js';
@@ -70,15 +71,30 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
   const problems: Problem[] = [];
   let text: string;
   try {
-    text = readFileSync(configFile, 'utf8');
+    text = readRegularFile(configFile, FILE_LIMITS.config);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { problems: [{ file: configFile, message: code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? (e as Error).message}` }] };
+    if (!(e instanceof FileReadError)) throw e;
+    return { problems: [{ file: configFile, message: e.message }] };
   }
+  const configTrust = checkTrustedPath(configFile, 'file');
+  if (configTrust) problems.push({ file: configFile, message: `not trusted: ${configTrust}` });
   const parsed = parseConfig(text, configFile);
-  if (!parsed.ok) return { problems: parsed.errors.map((e) => ({ file: e.file, line: e.line, message: e.message })) };
+  if (!parsed.ok) return { problems: [...problems, ...parsed.errors.map((e) => ({ file: e.file, line: e.line, message: e.message }))] };
   const config = parsed.config;
   const spaDoors = config.doors.filter((d): d is SpaDoor => d.kind === 'spa');
+  // StrictModes (server/trust.ts): a path root reads must be one only root (or we) can change.
+  const trust = (path: string, kind: 'file' | 'dir', directive: string, line: number | undefined, noLink = false): void => {
+    const wrong = checkTrustedPath(path, kind, { noLink });
+    if (wrong) problems.push({ file: configFile, line, message: `${directive}: not trusted: ${wrong}` });
+  };
+  const stateDir = config.options.stateDir;
+  if (!isAbsolute(stateDir)) problems.push({ file: configFile, line: config.options.lines['StateDir'], message: `StateDir: expected an absolute path, got ${JSON.stringify(stateDir)}` });
+  else trust(stateDir, 'dir', 'StateDir', config.options.lines['StateDir'], true);
+  if (config.options.serverKey !== undefined && spaDoors.length > 0) trust(config.options.serverKey, 'file', 'ServerKey', config.options.lines['ServerKey']);
+  for (const door of spaDoors) trust(door.spaKeys, 'file', `[${door.name}]: spa_keys`, door.lines['spa_keys']);
+  for (const door of config.doors) {
+    if (door.kind === 'sequence' && door.oneTimeSequences !== undefined) trust(door.oneTimeSequences, 'file', `[${door.name}]: one_time_sequences`, door.lines['one_time_sequences']);
+  }
 
   let server: ServerSecretKey | undefined;
   if (spaDoors.length > 0) {

@@ -2,7 +2,7 @@
 // libpcap or root. Nothing is ever sent from it. Shell.
 import { createSocket, type Socket } from 'node:dgram';
 import { SystemError } from '../src/errors.js';
-import { parseAddress } from '../src/net/address.js';
+import { parseAddress, type Address } from '../src/net/address.js';
 import type { Frame } from './core/frame.js';
 
 export interface PacketSource {
@@ -15,14 +15,18 @@ export interface PacketSource {
   close(): void;
 }
 
-/** Binds [::]:port dual-stack (IPv4 arrives as ::ffff:a.b.c.d and is folded to IPv4). */
-export async function openUdpSource(port: number, onFrame: (f: Frame) => void): Promise<PacketSource> {
-  const sock: Socket = createSocket({ type: 'udp6', ipv6Only: false });
+/**
+ * Binds `listen`:port (UDPListen), or by default [::]:port dual-stack (IPv4 arrives as
+ * ::ffff:a.b.c.d and is folded to IPv4).
+ */
+export async function openUdpSource(port: number, onFrame: (f: Frame) => void, listen?: Address): Promise<PacketSource> {
+  const sock: Socket = listen?.family === 4 ? createSocket({ type: 'udp4' }) : createSocket({ type: 'udp6', ipv6Only: listen !== undefined });
+  const where = listen === undefined ? `udp/${port}` : `${listen.family === 6 ? `[${listen.text}]` : listen.text}:${port}/udp`;
   await new Promise<void>((resolve, reject) => {
-    sock.once('error', (e) => reject(new SystemError('net', `udp/${port}: cannot bind: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e })));
-    sock.bind(port, '::', () => resolve());
+    sock.once('error', (e) => reject(new SystemError('net', `${where}: cannot bind: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e })));
+    sock.bind(port, listen?.text ?? '::', () => resolve());
   });
-  const local = parseAddress('::') ?? undefined;
+  const local = listen ?? parseAddress('::') ?? undefined;
   sock.on('message', (msg, rinfo) => {
     const src = parseAddress(rinfo.address.replace(/%.*$/, ''));
     if (!src || !local) return;

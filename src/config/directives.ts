@@ -129,6 +129,7 @@ export const DIRECTIVES: readonly Directive[] = [
   d('ServerKey', 'options', path),
   d('StateDir', 'options', path),
   d('UDPSocket', 'options', yesNo),
+  d('UDPListen', 'options', address),
   d('Window', 'options', int(LIMITS.windowSec.min, LIMITS.windowSec.max, 'seconds')),
   d('Firewall', 'options', firewall),
   d('CloseOnExit', 'options', yesNo),

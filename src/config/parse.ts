@@ -180,6 +180,7 @@ function buildOptions(s: Section, useSyslog: boolean): Options {
     serverKey: get(s, 'ServerKey', 'text')?.v,
     stateDir: get(s, 'StateDir', 'text')?.v ?? DEFAULTS.stateDir,
     udpSocket: get(s, 'UDPSocket', 'bool')?.v ?? DEFAULTS.udpSocket,
+    udpListen: get(s, 'UDPListen', 'address')?.v,
     windowSec: get(s, 'Window', 'int')?.v ?? DEFAULTS.windowSec,
     firewall: get(s, 'Firewall', 'firewall')?.v,
     closeOnExit: get(s, 'CloseOnExit', 'bool')?.v ?? DEFAULTS.closeOnExit,

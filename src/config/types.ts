@@ -91,6 +91,8 @@ export interface Options {
   readonly stateDir: string;
   /** Bind a UDP socket instead of capturing with libpcap. Default false. */
   readonly udpSocket: boolean;
+  /** The address the UDP socket binds (UDPSocket = yes or --udp); undefined = every address. */
+  readonly udpListen: Address | undefined;
   /** Freshness window, seconds each way. Default 120. */
   readonly windowSec: number;
   /** Default firewall backend for SPA doors that name none and have no start_command. */
