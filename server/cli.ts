@@ -143,6 +143,11 @@ Files:
   StateDir/replay.log        accepted nonces (single use, survives kill -9)
   StateDir/openings.journal  open rules, closed at start if they expired while down
   StateDir/control.sock      for spa-server status and close
+  StateDir/lock              held by the running daemon (one daemon per StateDir)
+
+Trust: the config, ServerKey, spa_keys and one_time_sequences files and StateDir
+(and every directory above them) must be owned by root or the daemon's user and
+not group/world-writable; StateDir is created mode 0700.
 
 Exit status:
   0 stopped by a signal; 1 the system failed (capture, state directory);
