@@ -1,7 +1,7 @@
 // The running server: packets in, decisions out, effects carried out in order
 // (persist replay -> journal -> open -> schedule close), one log line per decision. Shell.
 import { mkdirSync } from 'node:fs';
-import { UserError } from '../src/errors.js';
+import { SystemError, UserError } from '../src/errors.js';
 import { commandsFor } from '../src/config/commands.js';
 import { accessText } from '../src/net/access.js';
 import { DATAGRAM_BYTES, VERSION } from '../src/protocol/constants.js';
@@ -75,7 +75,7 @@ export class Daemon {
   }
 
   private load(): Runtime {
-    const { runtime, problems } = loadRuntime(this.opts.configFile);
+    const { runtime, problems } = loadRuntime(this.opts.configFile, { udp: this.opts.udp, iface: this.opts.iface });
     if (!runtime) throw new UserError('config', problems.map(formatProblem).join('\n'));
     return runtime;
   }
@@ -96,7 +96,7 @@ export class Daemon {
     this.replayStore = new ReplayStore(o.stateDir);
     this.replayStore.load(this.replay, nowSec);
     await this.recoverJournal(nowMs);
-    await this.setupBackends();
+    await this.setupBackends(true);
     this.sequences = await SequenceEngine.create(this.runtime.config, this.log, (door, addr) => this.grantSequence(door, addr), this.opts.iface);
 
     this.source = await this.openSource();
@@ -153,9 +153,6 @@ export class Daemon {
     const onFrame = (f: Frame): void => this.handleFrame(f);
     this.openedSourceKey = this.sourceKey();
     if (this.udpMode()) {
-      if (this.runtime.config.doors.some((d) => d.kind === 'sequence')) {
-        this.log.warn({ doors: this.runtime.config.doors.filter((d) => d.kind === 'sequence').map((d) => d.name) }, 'sequence doors need libpcap; they are not active in UDP socket mode');
-      }
       return openUdpSource(o.spaPort, onFrame, o.udpListen);
     }
     return openPcapSource({
@@ -208,7 +205,12 @@ export class Daemon {
     }
   }
 
-  private async setupBackends(): Promise<void> {
+  /**
+   * Installs each built-in backend's base rules. At start (`fatal`), a backend that cannot
+   * install a door's `protect = yes` stops the daemon: a door must not run as if protected
+   * while its port is exposed (systemd's Restart= tries again). On a reload it is logged.
+   */
+  private async setupBackends(fatal = false): Promise<void> {
     const seen = new Set<Backend>();
     for (const door of this.runtime.config.doors) {
       const b = this.runtime.backends.get(door.name);
@@ -216,8 +218,11 @@ export class Daemon {
       seen.add(b);
       const doors = this.runtime.config.doors.flatMap((d) => (d.kind === 'spa' && this.runtime.backends.get(d.name) === b ? [{ door: d.name, protect: d.protect, access: d.access }] : []));
       const r = await applyAll(b.setup(doors));
-      if (!r.ok) this.log.error({ backend: b.name, error: r.message }, 'firewall setup failed');
-      else this.log.info({ backend: b.name, doors: doors.map((d) => d.door), protect: protectedAccess(doors).map(accessText) }, 'firewall set up');
+      if (!r.ok) {
+        this.log.error({ backend: b.name, error: r.message }, 'firewall setup failed');
+        const guarded = doors.filter((d) => d.protect).map((d) => d.door);
+        if (fatal && guarded.length > 0) throw new SystemError('command', `firewall ${b.name}: cannot install protect = yes for ${guarded.map((d) => `[${d}]`).join(', ')}: ${r.message}`);
+      } else this.log.info({ backend: b.name, doors: doors.map((d) => d.door), protect: protectedAccess(doors).map(accessText) }, 'firewall set up');
     }
   }
 

@@ -1,8 +1,9 @@
 // Loads what the daemon runs from: the config file, the server key, every door's
 // authorized keys, and a backend per door and family. Every problem is a FILE:LINE
 // line, so `spa-server check` and `run` report the same things. Shell (reads files).
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { UserError } from '../src/errors.js';
 import { parseConfig } from '../src/config/parse.js';
 import type { Config, Door, SpaDoor } from '../src/config/types.js';
@@ -11,6 +12,7 @@ import { FILE_LIMITS, FileReadError, readAuthorizedKeysFile, readRegularFile, re
 import { checkTrustedPath } from './trust.js';
 import { toHex } from '../src/bytes.js';
 import { commandBackend, makeBackend, type Backend } from './firewall/index.js';
+import { checkDoorName } from './firewall/types.js';
 import type { SpaDoorPolicy } from './core/policy.js';
 import { checkOneTimeFile } from './one-time-store.js';
 
@@ -67,7 +69,16 @@ function backendFor(door: Door, shared: Map<string, Backend>): Backend | undefin
  * them). `checkTools` also looks for the firewall tools on PATH (check does; run lets the
  * first command say it).
  */
-export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv; checkTools?: boolean } = {}): { runtime?: Runtime; problems: Problem[] } {
+export interface LoadOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** Also look for the firewall tools on PATH (check does; run lets the first command say it). */
+  readonly checkTools?: boolean;
+  /** run's --udp and --interface, which override [options] UDPSocket and Interface. */
+  readonly udp?: boolean;
+  readonly iface?: string;
+}
+
+export function loadRuntime(configFile: string, opts: LoadOptions = {}): { runtime?: Runtime; problems: Problem[] } {
   const problems: Problem[] = [];
   let text: string;
   try {
@@ -87,6 +98,7 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
     const wrong = checkTrustedPath(path, kind, { noLink });
     if (wrong) problems.push({ file: configFile, line, message: `${directive}: not trusted: ${wrong}` });
   };
+  problems.push(...checkRunnable(config, configFile, opts));
   const stateDir = config.options.stateDir;
   if (!isAbsolute(stateDir)) problems.push({ file: configFile, line: config.options.lines['StateDir'], message: `StateDir: expected an absolute path, got ${JSON.stringify(stateDir)}` });
   else trust(stateDir, 'dir', 'StateDir', config.options.lines['StateDir'], true);
@@ -146,6 +158,7 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
 
   const backends = new Map<string, Backend>();
   const shared = new Map<string, Backend>();
+  const probed = new Map<string, string | undefined>();
   for (const door of config.doors) {
     try {
       const b = backendFor(door, shared);
@@ -157,6 +170,9 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
       const tool = BACKEND_TOOL[door.firewall];
       if (tool && !onPath(tool, opts.env ?? process.env)) {
         problems.push({ file: configFile, line: door.lines['firewall'] ?? door.line, message: `[${door.name}]: firewall ${door.firewall}: ${tool} not found on PATH` });
+      } else if (door.firewall === 'firewalld') {
+        const down = firewalldDown(opts.env ?? process.env, probed);
+        if (down) problems.push({ file: configFile, line: door.lines['firewall'] ?? door.line, message: `[${door.name}]: firewall firewalld: not reachable: ${down}` });
       }
     }
   }
@@ -177,6 +193,74 @@ export function loadRuntime(configFile: string, opts: { env?: NodeJS.ProcessEnv;
  * The backend that closes a grant: the one that opened it (journaled by name), even if the
  * door now names another; a door's own commands only while the door still runs commands.
  */
+/**
+ * Why firewalld cannot be used now (`firewall-cmd --state`: not running, no D-Bus), or
+ * undefined when it runs. Asked once per check; run would fail to set the door up.
+ */
+function firewalldDown(env: NodeJS.ProcessEnv, cache: Map<string, string | undefined>): string | undefined {
+  if (cache.has('firewalld')) return cache.get('firewalld');
+  const r = spawnSync('firewall-cmd', ['--state'], { env: { ...env, LC_ALL: 'C' }, encoding: 'utf8', timeout: 10_000 });
+  const why = r.status === 0 ? undefined : (`${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] || (r.error?.message ?? `firewall-cmd --state: exit status ${r.status}`));
+  cache.set('firewalld', why);
+  return why;
+}
+
+/** Linux's interface names, in this network namespace. */
+function interfaceExists(name: string): boolean {
+  try {
+    accessSync(join('/sys/class/net', name));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What `run` would otherwise fail on (or run in a way that cannot work), found from the
+ * config alone so that `check` says it first: no doors, a door name a firewall backend cannot
+ * carry, a capture interface that does not exist, sequence doors in UDP socket mode, a
+ * StateDir that cannot be written.
+ */
+function checkRunnable(config: Config, file: string, opts: LoadOptions): Problem[] {
+  const problems: Problem[] = [];
+  const o = config.options;
+  if (config.doors.length === 0) problems.push({ file, message: 'no doors: add a [DOOR] section with spa_keys or sequence (see spa.conf(5))' });
+  for (const door of config.doors) {
+    if (door.kind === 'spa' && door.firewall !== 'command') {
+      const wrong = checkDoorName(door.name);
+      if (wrong) problems.push({ file, line: door.line, message: `[${door.name}]: firewall ${door.firewall}: ${wrong}` });
+    }
+  }
+  const udp = opts.udp === true || o.udpSocket;
+  if (udp) {
+    for (const door of config.doors) {
+      if (door.kind === 'sequence') problems.push({ file, line: o.lines['UDPSocket'] ?? door.line, message: `[${door.name}]: a sequence door needs libpcap capture; with ${opts.udp ? '--udp' : 'UDPSocket = yes'} it would never open` });
+    }
+  } else if (config.doors.length > 0) {
+    const iface = opts.iface ?? o.interface ?? 'eth0';
+    if (iface !== 'any' && !interfaceExists(iface)) {
+      problems.push({ file, line: opts.iface === undefined ? o.lines['Interface'] : undefined, message: `Interface: no such network interface: ${iface}${o.interface === undefined && opts.iface === undefined ? ' (the default; set Interface)' : ''}` });
+    }
+  }
+  if (isAbsolute(o.stateDir)) {
+    // The nearest directory that exists must let us write (a read-only file system, a mode).
+    for (let d = o.stateDir; ; d = dirname(d)) {
+      try {
+        accessSync(d, constants.F_OK);
+      } catch {
+        if (d !== dirname(d)) continue;
+      }
+      try {
+        accessSync(d, constants.W_OK | constants.X_OK);
+      } catch (e) {
+        problems.push({ file, line: o.lines['StateDir'], message: `StateDir: ${d}: cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+      }
+      break;
+    }
+  }
+  return problems;
+}
+
 export function closingBackend(runtime: Runtime, g: { door: string; backend?: string }): Backend | undefined {
   const current = runtime.backends.get(g.door);
   if (g.backend === undefined || g.backend === current?.name) return current;
