@@ -8,6 +8,7 @@ import { runProgram } from '../client/cli.js';
 import { formatProblem, loadRuntime } from './runtime.js';
 import { askDaemon, type GrantView } from './control.js';
 import { closeFromJournal, statusFromJournal } from './offline.js';
+import { readJournalReport } from './state.js';
 import { runDaemon } from './run.js';
 
 export interface ServerIo {
@@ -66,6 +67,7 @@ Prints the server public key (also in DIR/server.pub); give it to clients
         throw new UserError('config', `${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
       }
       const c = runtime.config;
+      for (const w of stateWarnings(c.options.stateDir)) io.stderr(`spa-server: warning: ${w}\n`);
       io.stdout(`${o.config}: OK: ${c.doors.length} door${c.doors.length === 1 ? '' : 's'} (${c.doors.map((d) => `${d.name}: ${d.kind}`).join(', ')}), ${runtime.clients.length} authorized key${runtime.clients.length === 1 ? '' : 's'}\n`);
     });
 
@@ -107,6 +109,16 @@ Prints the server public key (also in DIR/server.pub); give it to clients
       if (r.failed.length > 0) throw new SystemError('command', `${r.failed.length} rule${r.failed.length === 1 ? '' : 's'} could not be closed`);
     });
   return program;
+}
+
+/** Damaged state records (the daemon logs the same at start); check reports them, run goes on. */
+function stateWarnings(stateDir: string): string[] {
+  try {
+    const r = readJournalReport(stateDir);
+    return r.damaged.map((line) => `${r.file}:${line}: damaged record (failed its checksum); an opening it held may still be open`);
+  } catch (e) {
+    return [(e as Error).message];
+  }
 }
 
 function stateDirOf(configFile: string): string {

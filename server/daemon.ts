@@ -17,7 +17,7 @@ import { protectedAccess, type Backend, type Step } from './firewall/index.js';
 import { applyAll } from './firewall/run.js';
 import type { Logger } from './log.js';
 import { closingBackend, formatProblem, loadRuntime, type Runtime } from './runtime.js';
-import { Journal, ReplayStore, readJournal } from './state.js';
+import { Journal, ReplayStore, readJournalReport } from './state.js';
 import type { PacketSource } from './udp-source.js';
 import { openUdpSource } from './udp-source.js';
 import { SequenceEngine } from './sequences.js';
@@ -191,7 +191,11 @@ export class Daemon {
 
   /** Journal entries left by a previous run: close those past their time, re-arm the rest. */
   private async recoverJournal(nowMs: number): Promise<void> {
-    const left = readJournal(this.runtime.config.options.stateDir);
+    const read = readJournalReport(this.runtime.config.options.stateDir);
+    const left = read.grants;
+    // Not a torn last record (expected after a crash): something changed the file. A stop
+    // command it held is lost; say so loudly, the records that check out are still used.
+    if (read.damaged.length > 0) this.log.error({ file: read.file, lines: read.damaged.slice(0, 20), count: read.damaged.length }, 'journal damaged: records failed their check; rules they held may still be open');
     this.journal = new Journal(this.runtime.config.options.stateDir);
     this.journal.compact(left);
     for (const g of left) {

@@ -1,6 +1,9 @@
 // The replay guard's and the openings' durable records under StateDir. Shell.
 // replay.log: `n <nonce hex> <time sec>` per accepted knock, `w <sec>` watermark lines.
-// openings.journal: JSON lines {op: open|close, door, id, addr, proto, port, untilMs}.
+// openings.journal: JSON lines {op: open|close, door, id, addr, proto, port, untilMs}, each
+// followed by a space and its checksum (16 hex of SHA-256 of the JSON): a damaged record is
+// told from a torn last one (a crash mid-append), which is expected and dropped.
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { toHex } from '../src/bytes.js';
 import { parseAddress } from '../src/net/address.js';
@@ -64,6 +67,8 @@ interface JournalRecord {
   backend?: string;
 }
 
+const recordSum = (json: string): string => createHash('sha256').update(json).digest('hex').slice(0, 16);
+
 function toRecord(op: 'open' | 'close', o: Grant): string {
   const r: JournalRecord = { op, door: o.door, id: o.id, addr: o.addr.text, untilMs: o.untilMs };
   if (o.access) {
@@ -71,13 +76,19 @@ function toRecord(op: 'open' | 'close', o: Grant): string {
     r.port = o.access.port;
   }
   if (o.backend !== undefined) r.backend = o.backend;
-  return JSON.stringify(r);
+  const json = JSON.stringify(r);
+  return `${json} ${recordSum(json)}`;
 }
 
 function fromRecord(line: string): { op: 'open' | 'close'; grant: Grant } | undefined {
+  // `JSON SUM`; a line of 0.1.0 (JSON alone, ending in `}`) is read unchecked, once: the
+  // first compaction rewrites it with its sum.
+  const sp = line.lastIndexOf(' ');
+  const json = line.endsWith('}') ? line : line.slice(0, sp);
+  if (json !== line && (sp < 0 || recordSum(json) !== line.slice(sp + 1))) return undefined;
   let r: Partial<JournalRecord>;
   try {
-    r = JSON.parse(line) as Partial<JournalRecord>;
+    r = JSON.parse(json) as Partial<JournalRecord>;
   } catch {
     return undefined;
   }
@@ -88,17 +99,34 @@ function fromRecord(line: string): { op: 'open' | 'close'; grant: Grant } | unde
   return { op: r.op, grant: typeof r.backend === 'string' ? { ...grant, backend: r.backend } : grant };
 }
 
+/** The journal as read: the openings still in force, and the lines that failed their check. */
+export interface JournalRead {
+  readonly grants: Grant[];
+  /** 1-based line numbers of damaged records (not the torn last one: that is expected). */
+  readonly damaged: number[];
+  readonly file: string;
+}
+
 /** Reads the journal: the openings still in force (opened, not closed), latest deadline each. */
-export function readJournal(stateDir: string): Grant[] {
+export function readJournalReport(stateDir: string): JournalRead {
+  const file = join(stateDir, JOURNAL_FILE);
   const live = new Map<string, Grant>();
-  for (const line of readLogLines(join(stateDir, JOURNAL_FILE))) {
-    const r = fromRecord(line);
-    if (!r) continue;
+  const damaged: number[] = [];
+  for (const [i, line] of readLogLines(file, { keepEmpty: true }).entries()) {
+    const r = line === '' ? undefined : fromRecord(line);
+    if (!r) {
+      damaged.push(i + 1);
+      continue;
+    }
     const k = grantKey(r.grant);
     if (r.op === 'open') live.set(k, r.grant);
     else live.delete(k);
   }
-  return [...live.values()];
+  return { grants: [...live.values()], damaged, file };
+}
+
+export function readJournal(stateDir: string): Grant[] {
+  return readJournalReport(stateDir).grants;
 }
 
 export class Journal {

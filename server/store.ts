@@ -76,7 +76,7 @@ export function writeFileAtomic(file: string, text: string, mode = 0o600, opts: 
  * Lines of a state log file; a torn last line (no newline: a crash mid-append) is dropped.
  * The file must be a regular file (never a link) of at most FILE_LIMITS.state bytes.
  */
-export function readLogLines(file: string): string[] {
+export function readLogLines(file: string, opts: { keepEmpty?: boolean } = {}): string[] {
   let text: string;
   try {
     text = readRegularFile(file, FILE_LIMITS.state, { noFollow: true });
@@ -86,7 +86,7 @@ export function readLogLines(file: string): string[] {
   }
   const lines = text.split('\n');
   lines.pop(); // after the last newline: empty, or a torn line
-  return lines.filter((l) => l !== '');
+  return opts.keepEmpty ? lines : lines.filter((l) => l !== '');
 }
 
 /** An append-only file whose appends are on disk when append() returns. */

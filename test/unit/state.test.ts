@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAddress, type Address } from '../../src/net/address.js';
 import { ReplayGuard } from '../../src/protocol/replay.js';
-import { JOURNAL_FILE, Journal, REPLAY_FILE, ReplayStore, readJournal } from '../../server/state.js';
+import { JOURNAL_FILE, Journal, REPLAY_FILE, ReplayStore, readJournal, readJournalReport } from '../../server/state.js';
 import { readLogLines } from '../../server/store.js';
 import { closingBackend, type Runtime } from '../../server/runtime.js';
 import { nftablesBackend } from '../../server/firewall/index.js';
@@ -34,6 +34,28 @@ describe('journal', () => {
     appendFileSync(join(d, JOURNAL_FILE), 'not json\n{"op":"open","door":"x","id":"y","addr":"1.2.3.4; rm -rf /","proto":"tcp","port":22,"untilMs":1}\n{"op":"clo');
     expect(readJournal(d)).toEqual([grant(22)]);
     expect(readLogLines(join(d, JOURNAL_FILE))).toHaveLength(3);
+  });
+
+  it('each record checks itself: a changed one is reported (with its line), a torn last one is not', () => {
+    const d = dir();
+    const j = new Journal(d);
+    j.opened(grant(22));
+    j.opened(grant(23));
+    j.closed(grant(22));
+    j.close();
+    const file = join(d, JOURNAL_FILE);
+    const lines = readFileSync(file, 'utf8').split('\n');
+    expect(lines[0]).toMatch(/^\{.*\} [0-9a-f]{16}$/);
+    // The close of tcp/22 altered (port 22 -> 24): without the check, 22 would look closed.
+    lines[2] = lines[2]!.replace('"port":22', '"port":24');
+    writeFileSync(file, `${lines.join('\n')}{"op":"clo`);
+    expect(readJournalReport(d)).toMatchObject({ grants: [grant(22), grant(23)], damaged: [3] });
+    // A 0.1.0 journal (JSON without a sum) is still read.
+    writeFileSync(file, `${JSON.stringify({ op: 'open', door: 'ssh', id: 'alice', addr: '2001:db8::7', untilMs: 1000, proto: 'tcp', port: 22 })}\n`);
+    expect(readJournalReport(d)).toMatchObject({ grants: [grant(22)], damaged: [] });
+    // Zeroed blocks (a crash before the data reached the disk) are damage, not silence.
+    writeFileSync(file, '\0\0\0\0\n');
+    expect(readJournalReport(d).damaged).toEqual([1]);
   });
 
   it('records which backend opened a grant', () => {
