@@ -197,11 +197,17 @@ export class Daemon {
     // command it held is lost; say so loudly, the records that check out are still used.
     if (read.damaged.length > 0) this.log.error({ file: read.file, lines: read.damaged.slice(0, 20), count: read.damaged.length }, 'journal damaged: records failed their check; rules they held may still be open');
     this.journal = new Journal(this.runtime.config.options.stateDir);
-    this.journal.compact(left);
+    this.journal.compact(left, read.unsure);
     for (const g of left) {
       this.grants.set(g);
+      const fields = { door: g.door, id: g.id, addr: g.addr.text, access: g.access ? accessText(g.access) : undefined };
       if (g.untilMs <= nowMs) {
-        this.log.info({ door: g.door, id: g.id, addr: g.addr.text, access: g.access ? accessText(g.access) : undefined }, 'closing rule that expired while down');
+        this.log.info(fields, 'closing rule that expired while down');
+        await this.close(grantKey(g));
+      } else if (read.unsure.has(grantKey(g))) {
+        // Its start was cut off (the daemon died while it ran): it may have done part of its
+        // work. Close it now, so the firewall and status agree; the client knocks again.
+        this.log.info(fields, 'closing rule whose start did not finish before the daemon stopped');
         await this.close(grantKey(g));
       } else {
         this.armClose(g);
@@ -294,7 +300,7 @@ export class Daemon {
     }
     this.grants.set(g);
     this.armClose(g);
-    if (!backend || !g.access) return;
+    if (!backend || !g.access) return this.journalStarted(g); // nothing to run: started
     const opening = openingOf(g, this.nowMs());
     const steps: Step[] = kind === 'open' ? backend.open(opening) : backend.extend(opening);
     this.chain(key, async () => {
@@ -302,7 +308,10 @@ export class Daemon {
       // close, has nothing left to extend.
       if (kind === 'extend' && this.grants.get(key) !== g) return;
       const r = await applyAll(steps);
-      if (r.ok) return;
+      if (r.ok) {
+        this.journalStarted(g);
+        return;
+      }
       this.log.error({ door: g.door, id: g.id, addr: g.addr.text, access: accessText(g.access!), error: r.message }, kind === 'open' ? 'open failed' : 'extend failed');
       // Nothing was opened: the journal must not claim it. Unless a later knock's extend is
       // queued behind this (it owns the grant now, and will ensure the rule itself).
@@ -346,12 +355,22 @@ export class Daemon {
         try {
           const r = await applyAll(b.open(openingOf(g, this.nowMs())));
           if (!r.ok) this.log.error({ door, addr: addr.text, error: r.message }, 'open failed');
+          else if (this.grants.get(key) === g) this.journalStarted(g);
           ok = r.ok;
         } finally {
           resolve(ok);
         }
       });
     });
+  }
+
+  /** Journals that g's start finished (best effort: without it a restart closes g early, never late). */
+  private journalStarted(g: Grant): void {
+    try {
+      this.journal.started(g);
+    } catch (e) {
+      this.log.warn({ error: (e as Error).message, door: g.door, addr: g.addr.text }, 'journal not written (start finished)');
+    }
   }
 
   /** Arms the close of g at g.untilMs; a deadline beyond setTimeout's 24.8 days is reached in steps. */

@@ -250,6 +250,27 @@ ${o.extra ?? ''}`,
     expect((await again.stop()).code).toBe(0);
   }, 40_000);
 
+  it('kill -9 during a slow start_command, restart before the opening\'s time: closed at once, status agrees', async () => {
+    const dir = join(work, 'slow2');
+    mkdirSync(dir);
+    const log = join(dir, 'effects');
+    const conf = config();
+    writeFileSync(conf, readFileSync(conf, 'utf8').replace('start_command = true\n', `start_command = sleep 3; echo open %ID% >> ${log}\ncmd_timeout = 600\nstop_command = echo close %ID% >> ${log}\n`));
+    const s = await startServer(['run', '-c', conf]);
+    const k = await runCli('spa-knock', ['127.0.0.1', '--key', 'alice', '--server-key', keys.serverPub, '--port', String(PORT), '-A', 'tcp/22'], { env: { SPA_KNOCK_HOME: keys.clientHome } });
+    expect(k.code, k.stderr).toBe(0);
+    await s.waitFor(s.msg('accepted'));
+    await new Promise((r) => setTimeout(r, 300));
+    await s.stop('SIGKILL');
+    const again = await startServer(['run', '-c', conf]);
+    await again.waitFor(again.msg('closing rule whose start did not finish before the daemon stopped'));
+    await again.waitFor(again.msg('closed'));
+    expect((await runCli('spa-server', ['status', '-c', conf])).stdout).toBe('no open rules\n');
+    await new Promise((r) => setTimeout(r, 3500)); // the killed start's sleep is over: it must not have gone on
+    expect(fileLines(log)).toEqual(['close alice']);
+    expect((await again.stop()).code).toBe(0);
+  }, 40_000);
+
   it('bob extends alice\'s opening: the stop command gets alice\'s %ID%, as the start did', async () => {
     const dir = join(work, 'ids');
     mkdirSync(dir);

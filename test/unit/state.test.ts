@@ -73,8 +73,26 @@ describe('journal', () => {
     j.compact([grant(7)]);
     j.opened(grant(8));
     j.close();
-    expect(readFileSync(join(d, JOURNAL_FILE), 'utf8').trim().split('\n')).toHaveLength(2);
+    // grant 7 compacted as open + started; grant 8 open only.
+    expect(readFileSync(join(d, JOURNAL_FILE), 'utf8').trim().split('\n')).toHaveLength(3);
     expect(readJournal(d).map((g) => g.access?.port)).toEqual([7, 8]);
+  });
+
+  it('an open with no started after it is unsure (its start may have run in part); compaction keeps that', () => {
+    const d = dir();
+    const j = new Journal(d);
+    j.opened(grant(22));
+    j.started(grant(22));
+    j.opened(grant(23));
+    j.opened(grant(24));
+    j.started(grant(24));
+    j.opened(grant(24, 9000)); // an extend: unsure again until its steps ran
+    const key = (p: number): string => `ssh 2001:db8::7 tcp/${p}`;
+    expect([...readJournalReport(d).unsure].sort()).toEqual([key(23), key(24)]);
+    j.compact(readJournalReport(d).grants, readJournalReport(d).unsure);
+    j.close();
+    expect([...readJournalReport(d).unsure].sort()).toEqual([key(23), key(24)]);
+    expect(readJournalReport(d).grants.map((g) => g.access?.port)).toEqual([22, 23, 24]);
   });
 });
 
