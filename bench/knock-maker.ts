@@ -5,7 +5,7 @@ import { parseAddress, type Address } from '../src/net/address.js';
 import type { Access } from '../src/net/access.js';
 import { encodeBody } from '../src/protocol/body.js';
 import { sealDatagram } from '../src/protocol/datagram.js';
-import { sharedKeys, type ClientSecretKey, type ServerPublicKey } from '../src/protocol/keys.js';
+import { clientSharedKeys, type ClientSecretKey, type ServerPublicKey } from '../src/protocol/keys.js';
 import { computeTag, epochOf } from '../src/protocol/tag.js';
 
 export type KnockMaker = (o: { timeSec: number; nonce: Uint8Array; access?: readonly Access[]; allow?: Address }) => Uint8Array;
@@ -14,7 +14,7 @@ const LOOPBACK = parseAddress('127.0.0.1') as Address;
 const SSH: readonly Access[] = [{ proto: 'tcp', port: 22 }];
 
 export function knockMaker(client: ClientSecretKey, server: ServerPublicKey): KnockMaker {
-  const shared = sharedKeys(server.boxPublic, client.boxSecret);
+  const shared = clientSharedKeys(client, server);
   if (!shared) throw new Error('bench: the server key is a low-order point');
   const tags = new Map<number, Uint8Array>();
   return (o) => {

@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import { syncBuiltinESMExports } from 'node:module';
 import nacl from 'tweetnacl';
-import { DATAGRAM_BYTES, DEFAULT_REPLAY_CAPACITY, DEFAULT_WINDOW_SEC, NONCE_BYTES, OFF_BOX, OFF_NONCE, OFF_TAG, VERSION } from '../src/protocol/constants.js';
+import { DATAGRAM_BYTES, DEFAULT_REPLAY_TOTAL, DEFAULT_WINDOW_SEC, NONCE_BYTES, OFF_BOX, OFF_NONCE, OFF_TAG, VERSION } from '../src/protocol/constants.js';
 import { verifyDatagram, type VerifyContext } from '../src/protocol/datagram.js';
 import { authorizeClient, type AuthorizedClient } from '../src/protocol/keys.js';
 import { openBox, verifyEd25519 } from '../src/protocol/primitives.js';
@@ -95,8 +95,9 @@ function makePools(keys: BenchKeys, nowSec: number, validCount: number): Pools {
 function contextFor(keys: BenchKeys, clients: readonly AuthorizedClient[], replayPool: readonly Uint8Array[], nowSec: number): VerifyContext {
   const tags = new TagTable(DEFAULT_WINDOW_SEC);
   tags.setClients(clients, nowSec);
-  const replay = new ReplayGuard(DEFAULT_WINDOW_SEC, DEFAULT_REPLAY_CAPACITY);
-  for (const d of replayPool) replay.add(nonceKeyOf(d, OFF_NONCE, NONCE_BYTES), nowSec);
+  const replay = new ReplayGuard(DEFAULT_WINDOW_SEC);
+  // The replayed datagrams are all made by clients[0] (the pools' signer).
+  for (const d of replayPool) replay.add(clients[0]!.guardKey, nonceKeyOf(d, OFF_NONCE, NONCE_BYTES), nowSec);
   return { server: keys.server, tags, replay, windowSec: DEFAULT_WINDOW_SEC };
 }
 
@@ -120,14 +121,14 @@ function rateOf(pool: readonly Uint8Array[], ctx: VerifyContext, nowSec: number,
 
 /** Valid datagrams: each verified once and recorded, as the daemon does after policy. */
 function validRate(pool: readonly Uint8Array[], ctx: VerifyContext, nowSec: number): number {
-  const replay = new ReplayGuard(DEFAULT_WINDOW_SEC, DEFAULT_REPLAY_CAPACITY);
+  const replay = new ReplayGuard(DEFAULT_WINDOW_SEC);
   const c: VerifyContext = { ...ctx, replay };
   let accepted = 0;
   const t0 = process.hrtime.bigint();
   for (const d of pool) {
     const v = verifyDatagram(c, d, nowSec);
     if (v.ok) {
-      replay.add(v.nonceKey, v.timeSec);
+      replay.add(v.client.guardKey, v.nonceKey, v.timeSec);
       accepted++;
     }
   }
@@ -190,7 +191,7 @@ function nsPerCall(fn: () => unknown, minMs: number): number {
   return ns / n;
 }
 
-function primitives(keys: BenchKeys, pools: Pools, clients: readonly AuthorizedClient[], contexts: ReadonlyMap<number, VerifyContext>): { name: string; ns: number }[] {
+function primitives(keys: BenchKeys, pools: Pools, clients: readonly AuthorizedClient[], contexts: ReadonlyMap<number, VerifyContext>, nowSec: number): { name: string; ns: number }[] {
   const c0 = clients[0]!;
   const d = pools.replay[0]!;
   const nonce = d.subarray(OFF_NONCE, OFF_NONCE + NONCE_BYTES);
@@ -204,7 +205,7 @@ function primitives(keys: BenchKeys, pools: Pools, clients: readonly AuthorizedC
   let h = 0;
   const lookupIn = (n: number): { name: string; ns: number } => {
     const tags = contexts.get(n)!.tags;
-    return { name: `tag table lookup, miss, ${n.toLocaleString('en-US')} key${n === 1 ? '' : 's'} (${tags.size.toLocaleString('en-US')} tags)`, ns: nsPerCall(() => tags.lookup(header[h++ & 4095]!, OFF_TAG), 200) };
+    return { name: `tag table lookup, miss, ${n.toLocaleString('en-US')} key${n === 1 ? '' : 's'} (${tags.size.toLocaleString('en-US')} tags)`, ns: nsPerCall(() => tags.lookup(header[h++ & 4095]!, OFF_TAG, nowSec), 200) };
   };
   return [
     { name: 'Ed25519 verify (node:crypto)', ns: nsPerCall(() => verifyEd25519(c0.verifyKey!, msg, sig), 300) },
@@ -215,15 +216,16 @@ function primitives(keys: BenchKeys, pools: Pools, clients: readonly AuthorizedC
   ];
 }
 
-/** Heap bytes held by a ReplayGuard filled to its default capacity. */
+/** Heap bytes held by a ReplayGuard filled to its default total capacity (1,000 clients). */
 function replayGuardHeap(nowSec: number): { entries: number; heapBytes: number } {
   const rng = new Prng(11);
   gc();
   gc();
   const before = process.memoryUsage().heapUsed;
-  const guard = new ReplayGuard(DEFAULT_WINDOW_SEC, DEFAULT_REPLAY_CAPACITY);
+  const guard = new ReplayGuard(DEFAULT_WINDOW_SEC);
   const nonce = new Uint8Array(NONCE_BYTES);
-  for (let i = 0; i < DEFAULT_REPLAY_CAPACITY; i++) {
+  const client = (i: number): string => String(i % 1000).padStart(32, '0');
+  for (let i = 0; i < DEFAULT_REPLAY_TOTAL; i++) {
     for (let j = 0; j < NONCE_BYTES; j += 4) {
       const r = rng.u32();
       nonce[j] = r & 0xff;
@@ -231,7 +233,7 @@ function replayGuardHeap(nowSec: number): { entries: number; heapBytes: number }
       nonce[j + 2] = (r >>> 16) & 0xff;
       nonce[j + 3] = r >>> 24;
     }
-    guard.add(nonceKeyOf(nonce, 0, NONCE_BYTES), nowSec);
+    guard.add(client(i), nonceKeyOf(nonce, 0, NONCE_BYTES), nowSec);
   }
   gc();
   gc();
@@ -303,8 +305,8 @@ export function runVerifyBench(keys: BenchKeys, log: (s: string) => void, opts: 
     log(`  ${kind}: ${KEY_COUNTS.map((n) => `${n} keys ${Math.round(median(byKeys.get(n)!)).toLocaleString('en-US')}/s`).join(', ')}`);
   }
 
-  const primitivesNs = primitives(keys, pools, all, contexts);
-  log('  replay guard at capacity (1,000,000 entries)');
+  const primitivesNs = primitives(keys, pools, all, contexts, nowSec);
+  log('  replay guard at its total capacity (1,000,000 entries, 1,000 clients)');
   const replayGuard = replayGuardHeap(nowSec);
   return { rows, counts, countingWorks, primitivesNs, replayGuard, setupMs: { authorize10k, tagTable10k }, keysMemory };
 }

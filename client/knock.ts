@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { SystemError, UserError } from '../src/errors.js';
 import { toHex } from '../src/bytes.js';
 import { accessText } from '../src/net/access.js';
-import { parseAddressOrThrow, type Address } from '../src/net/address.js';
+import { neverAClient, parseAddressOrThrow, type Address } from '../src/net/address.js';
 import { encodeKnock } from '../src/protocol/datagram.js';
 import { DATAGRAM_BYTES, MAX_ACCESS, NONCE_BYTES } from '../src/protocol/constants.js';
 import { readClientSecretKey, resolveServerPublicKey } from '../keys/files.js';
@@ -40,6 +40,8 @@ export async function runKnock(o: KnockOptions, io: KnockIo): Promise<KnockResul
   const server = resolveServerPublicKey(p.serverKey);
   const target = await resolveHost(p.target, p.family);
   const allow = p.allowIp === undefined ? await localAddressFor(target, p.port) : parseAddressOrThrow(p.allowIp, '--allow-ip');
+  const never = neverAClient(allow);
+  if (never) throw new UserError('address.parse', `--allow-ip: ${allow.text} is ${never}, which is never a client's address`);
   const timeSec = Math.floor(io.nowMs() / 1000);
   const datagram = encodeKnock({ client, server, allow, access: p.access, timeSec, nonce: io.random(NONCE_BYTES) });
   const summary = `knock ${p.host} (${target.text}) udp/${p.port} as ${p.keyId}: allow ${allow.text} ${p.access.map(accessText).join(',')}, ${DATAGRAM_BYTES} bytes`;

@@ -5,7 +5,7 @@ import { FILE_LIMITS, FileReadError, readRegularFile } from './read-file.js';
 export { FILE_LIMITS, FileReadError, readRegularFile };
 import { UserError, SystemError } from '../src/errors.js';
 import { clientPublicKey, clientSecretKey, serverPublicKey, serverSecretKey, type ClientPublicKey, type ClientSecretKey, type ServerPublicKey, type ServerSecretKey } from '../src/protocol/keys.js';
-import { KEY_TYPES, keyTypeOf, parseKey, type KeyType } from './format.js';
+import { KEY_TYPES, checkKeyId, keyTypeOf, parseKey, type KeyType } from './format.js';
 import { parseAuthorizedKeys, type AuthorizedEntry, type Problem } from './authorized.js';
 
 function readText(file: string, what: string, maxBytes = FILE_LIMITS.key): string {
@@ -42,13 +42,22 @@ export function checkSecretMode(file: string): void {
   }
 }
 
-/** Reads one key of the given type from a file (the first non-comment line, first field). */
+/**
+ * Reads one key of the given type from a file: the first line that is not blank or a comment
+ * holds the key string, optionally followed by whitespace and a key id (a `.pub` file's
+ * `<key> <id>`), and nothing else (PROTOCOL.md §1).
+ */
 export function readKeyFile(file: string, type: KeyType): Uint8Array {
   if (type.endsWith('secret')) checkSecretMode(file);
   const text = readText(file, KEY_TYPES[type].noun.replace(/^an? /, ''));
   const first = firstKeyLine(text);
   if (!first) throw new UserError('key.parse', `no key in file`, { file });
-  return parseKey(first.text.split(/\s+/)[0] ?? '', type, { file, line: first.line });
+  const where = { file, line: first.line };
+  const [keyText = '', id, ...rest] = first.text.split(/\s+/);
+  if (rest.length > 0) throw new UserError('key.parse', `expected the key and at most a key id on the line, got ${rest.length + 2} fields`, where);
+  const idProblem = id === undefined ? undefined : checkKeyId(id);
+  if (idProblem) throw new UserError('key.parse', `after the key: ${idProblem}`, where);
+  return parseKey(keyText, type, where);
 }
 
 export const readServerSecretKey = (file: string): ServerSecretKey => serverSecretKey(readKeyFile(file, 'server-secret'));

@@ -1,5 +1,5 @@
 // Key generation from injected randomness: key strings and the files' text. Pure.
-import { encodeKey } from './format.js';
+import { encodeKey, parseKey } from './format.js';
 import { clientSecretKey, serverSecretKey } from '../src/protocol/keys.js';
 import { concat } from '../src/bytes.js';
 
@@ -13,7 +13,9 @@ export interface GeneratedServerKey {
 export function generateServerKey(random: RandomBytes): GeneratedServerKey {
   const secret = random(32);
   const key = serverSecretKey(secret);
-  return { secretText: encodeKey('server-secret', secret), publicText: encodeKey('server-public', key.boxPublic) };
+  const publicText = encodeKey('server-public', key.boxPublic);
+  parseKey(publicText, 'server-public'); // refuses a low-order key, as every client would
+  return { secretText: encodeKey('server-secret', secret), publicText };
 }
 
 export interface GeneratedClientKey {
@@ -27,6 +29,7 @@ export function generateClientKey(random: RandomBytes, id: string): GeneratedCli
   const secret = random(64);
   const key = clientSecretKey(secret);
   const publicText = encodeKey('client-public', concat(key.signPublic, key.boxPublic));
+  parseKey(publicText, 'client-public'); // what we hand out passes every check a server makes (PROTOCOL.md §1.1)
   return { secretText: encodeKey('client-secret', secret), publicText, authorizedLine: `${publicText} ${id}` };
 }
 

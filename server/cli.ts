@@ -66,6 +66,7 @@ Prints the server public key (also in DIR/server.pub); give it to clients
       if (!runtime) {
         throw new UserError('config', `${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
       }
+      for (const w of runtime.warnings) io.stderr(`spa-server: warning: ${formatProblem(w)}\n`);
       const c = runtime.config;
       for (const w of stateWarnings(c.options.stateDir)) io.stderr(`spa-server: warning: ${w}\n`);
       io.stdout(`${o.config}: OK: ${c.doors.length} door${c.doors.length === 1 ? '' : 's'} (${c.doors.map((d) => `${d.name}: ${d.kind}`).join(', ')}), ${runtime.clients.length} authorized key${runtime.clients.length === 1 ? '' : 's'}\n`);

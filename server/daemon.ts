@@ -7,7 +7,6 @@ import { accessText } from '../src/net/access.js';
 import { DATAGRAM_BYTES, VERSION } from '../src/protocol/constants.js';
 import { verifyDatagram, type VerifyContext } from '../src/protocol/datagram.js';
 import { ReplayGuard } from '../src/protocol/replay.js';
-import { DEFAULT_REPLAY_CAPACITY } from '../src/protocol/constants.js';
 import { TagTable } from '../src/protocol/tag.js';
 import type { Frame } from './core/frame.js';
 import { chooseDoor } from './core/policy.js';
@@ -86,15 +85,20 @@ export class Daemon {
 
   async start(): Promise<void> {
     this.runtime = this.load();
+    for (const w of this.runtime.warnings) this.log.warn({ file: w.file, line: w.line }, w.message);
     const o = this.runtime.config.options;
     const nowMs = this.nowMs();
     const nowSec = Math.floor(nowMs / SECOND);
     this.openStateDir(o.stateDir);
     this.tags = new TagTable(o.windowSec);
     this.tags.setClients(this.runtime.clients, nowSec);
-    this.replay = new ReplayGuard(o.windowSec, DEFAULT_REPLAY_CAPACITY);
+    this.replay = new ReplayGuard(o.windowSec, o.replayPerClient, o.replayTotal);
     this.replayStore = new ReplayStore(o.stateDir);
-    this.replayStore.load(this.replay, nowSec);
+    const loaded = this.replayStore.load(this.replay, nowSec);
+    if (loaded.legacyFloor !== undefined) {
+      this.log.warn({ file: this.replayStore.file, floor: loaded.legacyFloor }, 'replay.log was in the 0.1 format (one guard for all keys); converted: every knock timestamped at or before its newest entry is refused');
+    }
+    if (loaded.skipped > 0) this.log.warn({ file: this.replayStore.file, skipped: loaded.skipped }, 'replay.log: damaged lines dropped');
     await this.recoverJournal(nowMs);
     await this.setupBackends(true);
     this.sequences = await SequenceEngine.create(this.runtime.config, this.log, (door, addr) => this.grantSequence(door, addr), this.opts.iface);
@@ -261,18 +265,18 @@ export class Daemon {
     if (!p.ok) return this.reject(p.reason, f, v.client.id, nowMs);
     // PROTOCOL.md §5.3: durable before any action; if the disk refuses, nothing opens.
     try {
-      this.replayStore.record(v.nonceKey, v.timeSec);
+      this.replayStore.record(v.client.guardKey, v.nonceKey, v.timeSec);
     } catch (e) {
       this.log.error({ error: (e as Error).message, id: v.client.id, src: f.src.text }, 'replay guard not persisted; knock refused');
       return;
     }
-    this.replay.add(v.nonceKey, v.timeSec);
+    this.replay.add(v.client.guardKey, v.nonceKey, v.timeSec);
     const door = this.runtime.config.doors.find((d) => d.name === p.door.name);
     const untilMs = nowMs + (door?.cmdTimeoutSec ?? 10) * SECOND;
     this.counters.accepted++;
-    for (const eff of this.grants.plan(p.door.name, v.client.id, v.allow, v.access, untilMs)) this.grant(eff.grant, eff.kind);
+    for (const eff of this.grants.plan(p.door.name, v.client.id, p.addr, v.access, untilMs)) this.grant(eff.grant, eff.kind);
     this.log.info(
-      { door: p.door.name, id: v.client.id, src: f.src.text, allow: v.allow.text, access: v.access.map(accessText), until: new Date(untilMs).toISOString() },
+      { door: p.door.name, id: v.client.id, src: f.src.text, allow: p.addr.text, access: v.access.map(accessText), until: new Date(untilMs).toISOString() },
       'accepted',
     );
   }

@@ -9,6 +9,7 @@ import { parseConfig } from '../src/config/parse.js';
 import type { Config, Door, SpaDoor } from '../src/config/types.js';
 import { authorizeClient, type AuthorizedClient, type ServerSecretKey } from '../src/protocol/keys.js';
 import { FILE_LIMITS, FileReadError, readAuthorizedKeysFile, readRegularFile, readServerSecretKey } from '../keys/files.js';
+import { sharedHalves, type LocatedEntry } from '../keys/authorized.js';
 import { checkTrustedPath } from './trust.js';
 import { toHex } from '../src/bytes.js';
 import { commandBackend, makeBackend, type Backend } from './firewall/index.js';
@@ -34,6 +35,23 @@ export interface Runtime {
   readonly spaDoors: readonly SpaDoorPolicy[];
   /** Backends by door name: one instance per built-in firewall, one command backend per door. */
   readonly backends: ReadonlyMap<string, Backend>;
+  /** Settings that work but weaken a door: `check` prints them, `run` logs them at every start. */
+  readonly warnings: readonly Problem[];
+}
+
+/** The warnings of a loaded configuration (FILE:LINE each). */
+function warningsOf(config: Config, configFile: string): Problem[] {
+  const out: Problem[] = [];
+  for (const door of config.doors) {
+    if (door.kind === 'spa' && door.allowSource) {
+      out.push({
+        file: configFile,
+        line: door.lines['spa_allow_source'] ?? door.line,
+        message: `[${door.name}]: spa_allow_source = yes: knocks may ask to open for their source address, which is not signed; an on-path attacker who copies such a knock to this server first gets the door opened for his own address`,
+      });
+    }
+  }
+  return out;
 }
 
 /** The tool each built-in backend runs, for `check`. */
@@ -125,6 +143,7 @@ export function loadRuntime(configFile: string, opts: LoadOptions = {}): { runti
 
   const byId = new Map<string, { key: string; file: string; client: AuthorizedClient | undefined }>();
   const policies: SpaDoorPolicy[] = [];
+  const located: LocatedEntry[] = [];
   for (const door of spaDoors) {
     const line = door.lines['spa_keys'];
     const ids = new Set<string>();
@@ -137,6 +156,7 @@ export function loadRuntime(configFile: string, opts: LoadOptions = {}): { runti
     }
     for (const p of read?.problems ?? []) problems.push(p);
     for (const entry of read?.entries ?? []) {
+      located.push({ file: door.spaKeys, entry });
       const keyHex = toHex(entry.key.signPublic) + toHex(entry.key.boxPublic);
       const prev = byId.get(entry.id);
       if (prev && prev.key !== keyHex) {
@@ -153,8 +173,10 @@ export function loadRuntime(configFile: string, opts: LoadOptions = {}): { runti
       }
       ids.add(entry.id);
     }
-    policies.push({ name: door.name, keyIds: ids, access: door.access, allowNat: door.allowNat });
+    policies.push({ name: door.name, keyIds: ids, access: door.access, allowNat: door.allowNat, allowSource: door.allowSource });
   }
+  // PROTOCOL.md §1.1: across all doors' files too, no two clients share a half.
+  problems.push(...sharedHalves(located));
 
   const backends = new Map<string, Backend>();
   const shared = new Map<string, Backend>();
@@ -186,7 +208,7 @@ export function loadRuntime(configFile: string, opts: LoadOptions = {}): { runti
 
   if (problems.length > 0) return { problems };
   const clients = [...byId.values()].flatMap((v) => (v.client ? [v.client] : []));
-  return { runtime: { config, server, clients, spaDoors: policies, backends }, problems };
+  return { runtime: { config, server, clients, spaDoors: policies, backends, warnings: warningsOf(config, configFile) }, problems };
 }
 
 /**

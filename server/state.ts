@@ -1,8 +1,8 @@
 // The replay guard's and the openings' durable records under StateDir. Shell.
-// replay.log: `n <nonce hex> <time sec>` per accepted knock, `w <sec>` watermark lines.
-// openings.journal: JSON lines {op: open|close, door, id, addr, proto, port, untilMs}, each
-// followed by a space and its checksum (16 hex of SHA-256 of the JSON): a damaged record is
-// told from a torn last one (a crash mid-append), which is expected and dropped.
+// replay.log: the per-client replay guard (format below, ReplayStore).
+// openings.journal: JSON lines {op: open|started|close, door, id, addr, proto, port, untilMs},
+// each followed by a space and its checksum (16 hex of SHA-256 of the JSON): a damaged record
+// is told from a torn last one (a crash mid-append), which is expected and dropped.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { toHex } from '../src/bytes.js';
@@ -15,6 +15,25 @@ import { grantKey, type Grant } from './core/grants.js';
 export const REPLAY_FILE = 'replay.log';
 export const JOURNAL_FILE = 'openings.journal';
 
+/** First line of a replay.log in the format of 0.2 (per-client guard). */
+const REPLAY_HEADER = 'spa-replay 2';
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX48 = /^[0-9a-f]{48}$/;
+const SECONDS = /^-?\d{1,16}$/;
+
+/** What load() found, for the daemon's start-up log line. */
+export interface ReplayLoad {
+  readonly entries: number;
+  /** Lines that were not records (damaged file); they are dropped at compaction. */
+  readonly skipped: number;
+  /** The file was in 0.1's format (one guard for all clients); it became a common floor. */
+  readonly legacyFloor?: number;
+}
+
+/**
+ * replay.log: `spa-replay 2`, then `n <client hex> <nonce hex> <sec>` per accepted knock,
+ * `w <client hex> <sec>` per client watermark and `f <sec>` for the common floor.
+ */
 export class ReplayStore {
   private readonly log: AppendLog;
 
@@ -22,22 +41,51 @@ export class ReplayStore {
     this.log = new AppendLog(join(stateDir, REPLAY_FILE));
   }
 
-  /** Loads every record into `guard`, sweeps it at nowSec, and compacts the file. */
-  load(guard: ReplayGuard, nowSec: number): void {
-    for (const line of readLogLines(this.log.file)) {
-      const [kind, a, b] = line.split(' ');
-      if (kind === 'w' && a !== undefined && /^-?\d+$/.test(a)) guard.raiseWatermark(Number(a));
-      else if (kind === 'n' && a !== undefined && /^[0-9a-f]{48}$/.test(a) && b !== undefined && /^\d+$/.test(b)) {
-        guard.add(Buffer.from(a, 'hex').toString('latin1'), Number(b));
+  get file(): string {
+    return this.log.file;
+  }
+
+  /**
+   * Loads every record into `guard`, sweeps it at nowSec, and compacts the file. A file of
+   * 0.1 (no header; `n <nonce> <sec>` and `w <sec>`) named no clients: its newest time becomes
+   * a floor for every client, so none of its knocks can be accepted again (fail closed).
+   */
+  load(guard: ReplayGuard, nowSec: number): ReplayLoad {
+    const lines = readLogLines(this.log.file);
+    let entries = 0;
+    let skipped = 0;
+    let legacyFloor: number | undefined;
+    if (lines.length > 0 && lines[0] !== REPLAY_HEADER) {
+      for (const line of lines) {
+        const f = line.split(' ');
+        const t = f[0] === 'w' ? f[1] : f[0] === 'n' ? f[2] : undefined;
+        if (t !== undefined && SECONDS.test(t)) legacyFloor = Math.max(legacyFloor ?? -Infinity, Number(t));
+        else skipped++;
+      }
+      if (legacyFloor !== undefined) guard.raiseFloor(legacyFloor);
+    } else {
+      for (const line of lines.slice(1)) {
+        const f = line.split(' ');
+        if (f[0] === 'n' && f.length === 4 && HEX64.test(f[1]!) && HEX48.test(f[2]!) && SECONDS.test(f[3]!)) {
+          guard.add(latin1(f[1]!), latin1(f[2]!), Number(f[3]));
+          entries++;
+        } else if (f[0] === 'w' && f.length === 3 && HEX64.test(f[1]!) && SECONDS.test(f[2]!)) {
+          guard.raiseWatermark(latin1(f[1]!), Number(f[2]));
+        } else if (f[0] === 'f' && f.length === 2 && SECONDS.test(f[1]!)) {
+          guard.raiseFloor(Number(f[1]));
+        } else {
+          skipped++;
+        }
       }
     }
     guard.sweep(nowSec);
     this.compact(guard);
+    return legacyFloor === undefined ? { entries, skipped } : { entries, skipped, legacyFloor };
   }
 
   /** Durably records an accepted knock; throws if it cannot (fail closed). */
-  record(nonceKey: string, timeSec: number): void {
-    this.log.append([`n ${toHex(Buffer.from(nonceKey, 'latin1'))} ${timeSec}`]);
+  record(client: string, nonceKey: string, timeSec: number): void {
+    this.log.append([`n ${hexOf(client)} ${hexOf(nonceKey)} ${timeSec}`]);
   }
 
   /** Rewrites the file from the guard when it has grown to twice the live entries. */
@@ -46,8 +94,10 @@ export class ReplayStore {
   }
 
   compact(guard: ReplayGuard): void {
-    const lines = Number.isFinite(guard.watermark) ? [`w ${guard.watermark}`] : [];
-    for (const e of guard.entries()) lines.push(`n ${toHex(Buffer.from(e.nonceKey, 'latin1'))} ${e.timeSec}`);
+    const lines = [REPLAY_HEADER];
+    if (Number.isFinite(guard.floor)) lines.push(`f ${guard.floor}`);
+    for (const w of guard.watermarks()) lines.push(`w ${hexOf(w.client)} ${w.timeSec}`);
+    for (const e of guard.entries()) lines.push(`n ${hexOf(e.client)} ${hexOf(e.nonceKey)} ${e.timeSec}`);
     this.log.rewrite(lines);
   }
 
@@ -55,6 +105,9 @@ export class ReplayStore {
     this.log.close();
   }
 }
+
+const hexOf = (latin1Key: string): string => toHex(Buffer.from(latin1Key, 'latin1'));
+const latin1 = (hex: string): string => Buffer.from(hex, 'hex').toString('latin1');
 
 /**
  * open: written before the start command runs (a crash then still knows to close it);
@@ -99,6 +152,8 @@ function fromRecord(line: string): { op: JournalOp; grant: Grant } | undefined {
   } catch {
     return undefined;
   }
+  // A line of JSON that is not an object ("null", "3"): found by npm run fuzz, it crashed the start.
+  if (typeof r !== 'object' || r === null) return undefined;
   const addr = typeof r.addr === 'string' ? parseAddress(r.addr) : undefined;
   const access = r.proto === undefined && r.port === undefined ? undefined : checkAccessSpec(`${r.proto}/${r.port}`);
   if ((r.op !== 'open' && r.op !== 'close' && r.op !== 'started') || !addr || typeof access === 'string' || typeof r.door !== 'string' || typeof r.id !== 'string' || typeof r.untilMs !== 'number') return undefined;

@@ -12,6 +12,7 @@ export type UserErrorCode =
   | 'config'
   | 'key.parse'
   | 'key.type'
+  | 'key.invalid'
   | 'key.mode'
   | 'key.missing'
   | 'key.exists'

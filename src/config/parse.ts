@@ -182,6 +182,8 @@ function buildOptions(s: Section, useSyslog: boolean): Options {
     udpSocket: get(s, 'UDPSocket', 'bool')?.v ?? DEFAULTS.udpSocket,
     udpListen: get(s, 'UDPListen', 'address')?.v,
     windowSec: get(s, 'Window', 'int')?.v ?? DEFAULTS.windowSec,
+    replayPerClient: get(s, 'ReplayPerClient', 'int')?.v ?? DEFAULTS.replayPerClient,
+    replayTotal: get(s, 'ReplayTotal', 'int')?.v ?? DEFAULTS.replayTotal,
     firewall: get(s, 'Firewall', 'firewall')?.v,
     closeOnExit: get(s, 'CloseOnExit', 'bool')?.v ?? DEFAULTS.closeOnExit,
     pcapBufferMb: get(s, 'PcapBufferMB', 'int')?.v ?? DEFAULTS.pcapBufferMb,
@@ -277,6 +279,7 @@ function buildDoor(s: Section, options: Options, err: (line: number, message: st
       spaKeys,
       access,
       allowNat: get(s, 'spa_allow_nat', 'bool')?.v ?? false,
+      allowSource: get(s, 'spa_allow_source', 'bool')?.v ?? false,
       firewall,
       protect: get(s, 'protect', 'bool')?.v ?? false,
     };

@@ -49,6 +49,9 @@ export const DEFAULTS = {
   stateDir: '/var/lib/spa',
   udpSocket: false,
   windowSec: 120,
+  /** PROTOCOL.md §5.3: DEFAULT_REPLAY_PER_CLIENT, DEFAULT_REPLAY_TOTAL */
+  replayPerClient: 1024,
+  replayTotal: 1_000_000,
   closeOnExit: true,
   pcapBufferMb: 64,
   /** knockd.c SEQ_TIMEOUT */
@@ -61,6 +64,8 @@ export const LIMITS = {
   /** knockd.c SEQ_MAX */
   sequencePorts: 32,
   windowSec: { min: 1, max: 86_400 },
+  replayPerClient: { min: 16, max: 1_000_000 },
+  replayTotal: { min: 1024, max: 100_000_000 },
   pcapBufferMb: { min: 1, max: 4096 },
   timeoutSec: { min: 0, max: 31_536_000 },
 } as const;
@@ -95,6 +100,10 @@ export interface Options {
   readonly udpListen: Address | undefined;
   /** Freshness window, seconds each way. Default 120. */
   readonly windowSec: number;
+  /** Replay guard capacity per client (PROTOCOL.md §5.3). Default 1024. */
+  readonly replayPerClient: number;
+  /** Replay guard capacity in all (PROTOCOL.md §5.3). Default 1,000,000. */
+  readonly replayTotal: number;
   /** Default firewall backend for SPA doors that name none and have no start_command. */
   readonly firewall: FirewallName | undefined;
   /** Close open rules on SIGTERM. Default true. */
@@ -134,6 +143,12 @@ export interface SpaDoor extends DoorBase {
   readonly access: readonly Access[];
   /** Accept an allow address other than the packet's source address. Default false. */
   readonly allowNat: boolean;
+  /**
+   * Accept a knock that asks to open for "the address this datagram arrives from" (the body's
+   * family 0, `spa-knock --allow-ip source`). Default false: an on-path attacker who copies such
+   * a knock to the server first, from his own address, gets the door opened for himself.
+   */
+  readonly allowSource: boolean;
   /**
    * Backend that opens and closes: the door's `firewall`, else `command` when the door has a
    * start_command, else [options] Firewall, else `command`. `command` means run the commands.

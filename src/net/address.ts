@@ -95,3 +95,21 @@ function ipv6Text(b: Uint8Array): string {
   if (bestStart < 0) return hex.join(':');
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
+
+/**
+ * Why an address can never be the source of a client, or undefined: IPv4 "this network"
+ * (0.0.0.0/8), multicast (224.0.0.0/4, ff00::/8), the limited broadcast 255.255.255.255 and
+ * the IPv6 unspecified address. A knock may not ask to open for one (PROTOCOL.md §3).
+ */
+export function neverAClient(a: Address): string | undefined {
+  const b0 = a.bytes[0] ?? 0;
+  if (a.family === 4) {
+    if (b0 === 0) return 'an unspecified ("this network") address';
+    if (b0 >= 224 && b0 <= 239) return 'a multicast address';
+    if (a.bytes.every((x) => x === 255)) return 'the broadcast address';
+    return undefined;
+  }
+  if (a.bytes.every((x) => x === 0)) return 'the unspecified address';
+  if (b0 === 0xff) return 'a multicast address';
+  return undefined;
+}

@@ -31,11 +31,13 @@ export const OFF_BOX = OFF_NONCE + NONCE_BYTES; // 41
 
 /** Body offsets (§3 table). */
 export const BODY_OFF_TIME = 0; // u64 BE, unix seconds
-export const BODY_OFF_FAMILY = 8; // 4 or 6
+export const BODY_OFF_FAMILY = 8; // 4, 6, or FAMILY_SOURCE
 export const BODY_OFF_ADDR = 9; // 16 bytes; IPv4 uses the first 4, the rest zero
 export const BODY_OFF_COUNT = 25; // 1..MAX_ACCESS
 export const BODY_OFF_ACCESS = 26; // MAX_ACCESS × (proto u8, port u16 BE)
 export const ACCESS_ENTRY_BYTES = 3;
+/** Address family 0: "open for the address this datagram arrives from"; the 16 address bytes are zero. */
+export const FAMILY_SOURCE = 0;
 export const BODY_OFF_PAD = BODY_OFF_ACCESS + MAX_ACCESS * ACCESS_ENTRY_BYTES; // 50
 
 /** Domain-separation labels (§4): ASCII, no terminator. */
@@ -50,5 +52,14 @@ export const LABEL_FINGERPRINT = 'spa/v1 server';
 export const DEFAULT_PORT = 62201;
 /** Default freshness window each way, seconds (P4). */
 export const DEFAULT_WINDOW_SEC = 120;
-/** Replay guard capacity; beyond it the oldest entries raise the watermark (§5). */
-export const DEFAULT_REPLAY_CAPACITY = 1_000_000;
+/**
+ * Replay guard capacity per client (§5.3): beyond it the client's entry with the smallest
+ * timestamp is forgotten and raises that client's watermark. 1,024 accepted knocks inside
+ * twice the window is far more than a person makes.
+ */
+export const DEFAULT_REPLAY_PER_CLIENT = 1024;
+/**
+ * Replay guard capacity in all (§5.3): beyond it the client holding the most entries loses
+ * its oldest, so no client can push out another's while it holds fewer than its share.
+ */
+export const DEFAULT_REPLAY_TOTAL = 1_000_000;

@@ -3,9 +3,8 @@
 // watermark, signature. Pure: time and the nonce come in as arguments.
 import type { KeyObject } from 'node:crypto';
 import { concat } from '../bytes.js';
-import type { Address } from '../net/address.js';
 import type { Access } from '../net/access.js';
-import { decodeBody, encodeBody } from './body.js';
+import { decodeBody, encodeBody, type Allow } from './body.js';
 import {
   BODY_BYTES,
   BOX_OVERHEAD_BYTES,
@@ -19,7 +18,7 @@ import {
   TAG_BYTES,
   VERSION,
 } from './constants.js';
-import { sharedKeys, type AuthorizedClient, type ClientSecretKey, type ServerPublicKey } from './keys.js';
+import { clientSharedKeys, type AuthorizedClient, type ClientSecretKey, type ServerPublicKey } from './keys.js';
 import { ascii, openBox, sealBox, signEd25519, verifyEd25519 } from './primitives.js';
 import type { Reason } from './reasons.js';
 import { nonceKeyOf, type ReplayGuard } from './replay.js';
@@ -36,7 +35,7 @@ function signedMessage(fingerprint: Uint8Array, tag: Uint8Array, nonce: Uint8Arr
 export interface KnockInput {
   readonly client: ClientSecretKey;
   readonly server: ServerPublicKey;
-  readonly allow: Address;
+  readonly allow: Allow;
   readonly access: readonly Access[];
   readonly timeSec: number;
   /** NONCE_BYTES random bytes, fresh for every knock. */
@@ -44,7 +43,7 @@ export interface KnockInput {
 }
 
 export function encodeKnock(k: KnockInput): Uint8Array {
-  const shared = sharedKeys(k.server.boxPublic, k.client.boxSecret);
+  const shared = clientSharedKeys(k.client, k.server);
   if (!shared) throw new RangeError('the server public key is a low-order point');
   return sealDatagram({
     signKey: k.client.signKey,
@@ -85,10 +84,10 @@ export interface VerifyContext {
 export interface Verified {
   readonly ok: true;
   readonly client: AuthorizedClient;
-  /** Replay-guard key of this knock's nonce; record it with replay.add once accepted. */
+  /** Replay-guard key of this knock's nonce; record it with replay.add(client.guardKey, …) once accepted. */
   readonly nonceKey: string;
   readonly timeSec: number;
-  readonly allow: Address;
+  readonly allow: Allow;
   readonly access: readonly Access[];
 }
 
@@ -105,16 +104,17 @@ const reject = (reason: Reason, id?: string): Rejected => (id === undefined ? { 
  * Verifies one datagram. Never throws on attacker input; every failure is a Reason.
  * Does not record the nonce: the caller does that after policy accepts (§5.3).
  */
-export function verifyDatagram(ctx: VerifyContext, d: Uint8Array, nowSec: number): Verified | Rejected {
+export function verifyDatagram(ctx: VerifyContext, d: Uint8Array, nowClock: number): Verified | Rejected {
+  const nowSec = Math.floor(nowClock); // §5: `now` is whole seconds
   // Claims about the attacker: they choose every byte and the length. Each check below
   // only reads inside bounds already established by the length check.
   if (d.length !== DATAGRAM_BYTES) return reject('length.bad');
   if (d[0] !== VERSION) return reject('version.unknown');
-  const hit = ctx.tags.lookup(d, OFF_TAG);
+  const hit = ctx.tags.lookup(d, OFF_TAG, nowSec);
   if (!hit) return reject('tag.unknown');
   const id = hit.client.id;
   const nonceKey = nonceKeyOf(d, OFF_NONCE, NONCE_BYTES);
-  if (ctx.replay.hasNonce(nonceKey)) return reject('replay.seen', id);
+  if (ctx.replay.hasNonce(hit.client.guardKey, nonceKey)) return reject('replay.seen', id);
   const nonce = d.subarray(OFF_NONCE, OFF_NONCE + NONCE_BYTES);
   const plain = openBox(d.subarray(OFF_BOX), nonce, hit.client.boxKey);
   if (!plain || plain.length !== DATAGRAM_BYTES - OFF_BOX - BOX_OVERHEAD_BYTES) return reject('box.bad', id);
@@ -125,7 +125,7 @@ export function verifyDatagram(ctx: VerifyContext, d: Uint8Array, nowSec: number
   if (epochOf(body.timeSec) !== hit.epoch) return reject('tag.epoch', id);
   if (body.timeSec < nowSec - ctx.windowSec) return reject('time.stale', id);
   if (body.timeSec > nowSec + ctx.windowSec) return reject('time.future', id);
-  if (ctx.replay.isBelowWatermark(body.timeSec)) return reject('replay.seen', id);
+  if (ctx.replay.isBelowWatermark(hit.client.guardKey, body.timeSec)) return reject('replay.seen', id);
   const tag = d.subarray(OFF_TAG, OFF_TAG + TAG_BYTES);
   const key = hit.client.verifyKey;
   if (!key || !verifyEd25519(key, signedMessage(ctx.server.fingerprint, tag, nonce, bodyBytes), signature)) {

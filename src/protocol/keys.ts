@@ -1,6 +1,7 @@
 // Key material of v1 as raw bytes, and the per-client values a server derives (PROTOCOL.md §1, §4.1). Pure.
 import type { KeyObject } from 'node:crypto';
 import { LABEL_FINGERPRINT, LABEL_TAG_KEY } from './constants.js';
+import { ed25519PointProblem, x25519PointProblem } from './points.js';
 import { ascii, boxBefore, ed25519PrivateKey, ed25519PublicFromSeed, ed25519PublicKey, hmacSha256, sha256, x25519PrivateKey, x25519PublicFromSecret } from './primitives.js';
 
 export interface ServerPublicKey {
@@ -36,16 +37,20 @@ export interface ClientSecretKey extends ClientPublicKey {
  */
 export class AuthorizedClient {
   private key: KeyObject | undefined;
+  /** Names the client in the replay guard: its Ed25519 key, which no other entry shares (§1.1). */
+  readonly guardKey: string;
 
   constructor(
     readonly id: string,
-    /** Ed25519 public key, raw 32 bytes. */
+    /** Ed25519 public key, raw 32 bytes; valid by §1.1 (checked by authorizeClient). */
     readonly signPublic: Uint8Array,
     /** K = crypto_box_beforenm(client boxPublic, server boxSecret). */
     readonly boxKey: Uint8Array,
-    /** HMAC-SHA256(K, "spa/v1 tag key"). */
+    /** HMAC-SHA256(K, "spa/v1 tag key" ‖ A ‖ S_cli ‖ S_srv). */
     readonly tagKey: Uint8Array,
-  ) {}
+  ) {
+    this.guardKey = Buffer.from(signPublic).toString('latin1');
+  }
 
   /** The verifying KeyObject; undefined if OpenSSL refuses the key (then no signature verifies). */
   get verifyKey(): KeyObject | undefined {
@@ -62,6 +67,20 @@ export class AuthorizedClient {
 
 export function serverFingerprint(boxPublic: Uint8Array): Uint8Array {
   return sha256(ascii(LABEL_FINGERPRINT), boxPublic);
+}
+
+/** Why a server public key is refused (§1.1), or undefined. */
+export function serverKeyProblem(boxPublic: Uint8Array): string | undefined {
+  const p = x25519PointProblem(boxPublic);
+  return p && `its X25519 key is ${p === 'low order' ? 'a low-order point' : 'not canonically encoded'}`;
+}
+
+/** Why a client public key is refused (§1.1), or undefined. */
+export function clientKeyProblem(k: ClientPublicKey): string | undefined {
+  const a = ed25519PointProblem(k.signPublic);
+  if (a) return `its Ed25519 key is ${a === 'small order' ? 'a small-order point' : 'not canonically encoded'}`;
+  const b = x25519PointProblem(k.boxPublic);
+  return b && `its X25519 key is ${b === 'low order' ? 'a low-order point' : 'not canonically encoded'}`;
 }
 
 export function serverPublicKey(boxPublic: Uint8Array): ServerPublicKey {
@@ -93,19 +112,39 @@ export function clientPublicKey(pub: Uint8Array): ClientPublicKey {
   return { signPublic: pub.slice(0, 32), boxPublic: pub.slice(32, 64) };
 }
 
-/** Symmetric keys shared by a client and a server (§4.1); undefined for a low-order box key. */
-export function sharedKeys(theirBoxPublic: Uint8Array, myBoxSecret: Uint8Array | KeyObject): { boxKey: Uint8Array; tagKey: Uint8Array } | undefined {
-  const boxKey = boxBefore(theirBoxPublic, myBoxSecret);
-  if (!boxKey) return undefined;
-  return { boxKey, tagKey: hmacSha256(boxKey, ascii(LABEL_TAG_KEY)) };
+export interface SharedKeys {
+  readonly boxKey: Uint8Array;
+  readonly tagKey: Uint8Array;
+}
+
+/**
+ * tagKey = HMAC-SHA256(K, "spa/v1 tag key" ‖ A ‖ S_cli ‖ S_srv) (§4.1). The box key K depends
+ * on the X25519 halves only; the tag key binds the whole client key and the server, so an
+ * entry that pairs someone else's X25519 key with its own Ed25519 key has tags of its own.
+ */
+function tagKeyOf(boxKey: Uint8Array, client: ClientPublicKey, serverBoxPublic: Uint8Array): Uint8Array {
+  return hmacSha256(boxKey, ascii(LABEL_TAG_KEY), client.signPublic, client.boxPublic, serverBoxPublic);
+}
+
+/** The client's side of §4.1; undefined for a low-order server key. */
+export function clientSharedKeys(client: ClientSecretKey, server: ServerPublicKey): SharedKeys | undefined {
+  const boxKey = boxBefore(server.boxPublic, client.boxSecret);
+  return boxKey && { boxKey, tagKey: tagKeyOf(boxKey, client, server.boxPublic) };
+}
+
+/** The server's side of §4.1; undefined for a low-order client box key. */
+export function serverSharedKeys(server: ServerSecretKey, client: ClientPublicKey): SharedKeys | undefined {
+  const boxKey = boxBefore(client.boxPublic, server.boxPrivate);
+  return boxKey && { boxKey, tagKey: tagKeyOf(boxKey, client, server.boxPublic) };
 }
 
 /**
  * The server's per-client precomputation (one X25519 each, at load time).
- * Returns undefined when the client's box key is unusable (a low-order X25519 point).
+ * Returns undefined when the client's key is refused by §1.1.
  */
 export function authorizeClient(server: ServerSecretKey, id: string, client: ClientPublicKey): AuthorizedClient | undefined {
-  const shared = sharedKeys(client.boxPublic, server.boxPrivate);
+  if (clientKeyProblem(client)) return undefined;
+  const shared = serverSharedKeys(server, client);
   if (!shared) return undefined;
   return new AuthorizedClient(id, client.signPublic, shared.boxKey, shared.tagKey);
 }

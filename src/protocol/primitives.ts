@@ -3,6 +3,7 @@
 // byte-identical results); tweetnacl does HSalsa20 and XSalsa20-Poly1305, which node lacks.
 import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, sign, verify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
+import { signatureShapeOk } from './points.js';
 
 // DER prefixes that wrap a raw 32-byte key (RFC 8410 §7, §10).
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -67,8 +68,13 @@ export function signEd25519(key: KeyObject, message: Uint8Array): Uint8Array {
   return new Uint8Array(sign(null, message, key));
 }
 
+/**
+ * Ed25519 verification as §4.5 pins it: RFC 8032 §5.1.7 (OpenSSL) after the checks libsodium
+ * adds, S < L and R canonical and not of small order (points.ts). The key's own checks (A
+ * canonical, not of small order) are made when it is read (§1.1).
+ */
 export function verifyEd25519(key: KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
-  return verify(null, message, key, signature);
+  return signatureShapeOk(signature) && verify(null, message, key, signature);
 }
 
 export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {

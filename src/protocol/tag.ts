@@ -55,6 +55,8 @@ export class TagTable {
   private slots = new Int32Array(2);
   private readonly filter = new Uint8Array(FILTER_BITS / 8);
   private count = 0;
+  /** The epochs the blocks hold, first to last. */
+  private covered: [number, number] = [1, 0];
 
   constructor(private readonly windowSec: number) {}
 
@@ -69,9 +71,13 @@ export class TagTable {
     this.refresh(nowSec);
   }
 
+  /**
+   * Makes the table hold the epochs a fresh timestamp can fall in at nowSec (§4.2), plus the
+   * next one, so that the daemon's periodic refresh is never late at a minute boundary.
+   */
   refresh(nowSec: number): void {
-    const first = Math.max(0, epochOf(nowSec - this.windowSec));
-    const last = epochOf(nowSec + this.windowSec);
+    const [first, wanted] = this.window(nowSec);
+    const last = wanted + 1;
     const kept = this.blocks.filter((b) => b.epoch >= first && b.epoch <= last);
     let changed = kept.length !== this.blocks.length;
     for (let epoch = first; epoch <= last; epoch++) {
@@ -82,7 +88,13 @@ export class TagTable {
       changed = true;
     }
     this.blocks = kept;
+    this.covered = [first, last];
     if (changed) this.reindex();
+  }
+
+  /** The epochs §4.2 expects at nowSec: epochOf(now - W) .. epochOf(now + W). */
+  private window(nowSec: number): [number, number] {
+    return [Math.max(0, epochOf(nowSec - this.windowSec)), epochOf(nowSec + this.windowSec)];
   }
 
   /** Rebuilds the index and the bitmap from the blocks. */
@@ -125,7 +137,13 @@ export class TagTable {
     }
   }
 
-  lookup(datagram: Uint8Array, offset: number): TagHit | undefined {
+  /**
+   * The client and epoch of the 16 tag bytes at offset, if they are a tag §4.2 expects at
+   * nowSec: exactly the epochs of the window, whenever the last refresh was.
+   */
+  lookup(datagram: Uint8Array, offset: number, nowSec: number): TagHit | undefined {
+    const [first, last] = this.window(nowSec);
+    if (first < this.covered[0] || last > this.covered[1]) this.refresh(nowSec);
     const f = hashOf(datagram, offset) & (FILTER_BITS - 1);
     if (((this.filter[f >>> 3] ?? 0) & (1 << (f & 7))) === 0) return undefined;
     const e = this.find(this.slots, datagram, offset);
@@ -133,6 +151,7 @@ export class TagTable {
     const n = this.clients.length;
     const client = this.clients[e % n];
     const block = this.blocks[Math.floor(e / n)];
-    return client && block ? { client, epoch: block.epoch } : undefined;
+    if (!client || !block || block.epoch < first || block.epoch > last) return undefined;
+    return { client, epoch: block.epoch };
   }
 }

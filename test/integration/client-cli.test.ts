@@ -7,6 +7,7 @@ import { createSocket } from 'node:dgram';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fromHex } from '../../src/bytes.js';
 import { verifyDatagram } from '../../src/protocol/datagram.js';
+import { encodeKey } from '../../keys/format.js';
 import { authorizeClient, clientPublicKey, serverSecretKey } from '../../src/protocol/keys.js';
 import { ReplayGuard } from '../../src/protocol/replay.js';
 import { TagTable } from '../../src/protocol/tag.js';
@@ -129,6 +130,9 @@ describe('spa-knock', () => {
     [['127.0.0.1', '--key', 'carol', '--server-key', 'SRV'], /^spa-knock: unknown key id "carol": no .*carol\.key \(make one with: spa-knock keygen --id carol\)\n$/],
     [['127.0.0.1', '--key', 'alice', '--server-key', 'ALICEPUB'], /^spa-knock: .*alice\.pub:1: expected a server public key \(spa1-server-pub:\.\.\.\), got a client public key\n$/],
     [['127.0.0.1', '--key', 'alice', '--server-key', 'spa1-server-pub:AAAA'], /^spa-knock: a server public key: truncated \(3 bytes, expected 36\)\n$/],
+    // u = 1, a low-order X25519 point: 0.1.0 exited 70 with a stack trace.
+    [['127.0.0.1', '--key', 'alice', '--server-key', encodeKey('server-public', Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0)))], /^spa-knock: a server public key: refused: its X25519 key is a low-order point\n$/],
+    [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '--allow-ip', '224.0.0.1'], /^spa-knock: --allow-ip: 224\.0\.0\.1 is a multicast address, which is never a client's address\n$/],
     [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '-A', '22/tpc'], /^spa-knock: option '-A, --access <proto\/port>' argument '22\/tpc' is invalid\. expected PROTO\/PORT such as tcp\/22 or udp\/53, got "22\/tpc"\n$/],
     [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '-A', 'tcp/70000'], /argument 'tcp\/70000' is invalid\. port must be 1-65535/],
     [['no-such-host.invalid', '--key', 'alice', '--server-key', 'SRV'], /^spa-knock: no-such-host\.invalid: cannot resolve host name \(ENOTFOUND\)\n$/],

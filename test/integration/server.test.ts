@@ -10,6 +10,8 @@ import { parseAddress, type Address } from '../../src/net/address.js';
 import { encodeKnock } from '../../src/protocol/datagram.js';
 import { DATAGRAM_BYTES } from '../../src/protocol/constants.js';
 import { readClientSecretKey, resolveServerPublicKey } from '../../keys/files.js';
+import { encodeKey, parseKey } from '../../keys/format.js';
+import { concat } from '../../src/bytes.js';
 import { runCli } from '../helpers/cli.js';
 import { canRun } from '../helpers/require.js';
 import { fileLines, makeKeys, startServer, stopAllServers, until, type Keys, type ServerProcess } from '../helpers/server.js';
@@ -37,7 +39,7 @@ describe.runIf(enabled)('spa-server run (libpcap on lo)', () => {
     encodeKnock({
       client: readClientSecretKey(join(keys.clientHome, `${id}.key`)),
       server: resolveServerPublicKey(keys.serverPub),
-      allow: parseAddress(o.allow ?? '127.0.0.1') as Address,
+      allow: o.allow === 'source' ? 'source' : (parseAddress(o.allow ?? '127.0.0.1') as Address),
       access: o.access ?? [{ proto: 'tcp', port: 22 }],
       timeSec: o.timeSec ?? Math.floor(Date.now() / 1000),
       nonce: new Uint8Array(randomBytes(24)),
@@ -68,6 +70,7 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
 [web]
 spa_keys = ${web}
 access = tcp/443
+spa_allow_source = yes
 start_command = echo open %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
 cmd_timeout = 2
 stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
@@ -101,6 +104,16 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     expect(Date.parse(String(closed['time'])) - openedAt).toBeGreaterThanOrEqual(1900);
     expect(Date.parse(String(closed['time'])) - openedAt).toBeLessThan(4000);
     expect((await server.stop()).code).toBe(0);
+  });
+
+  it('"open for my source address": refused by a door without spa_allow_source, opened by one with it', async () => {
+    writeFileSync(effects, '');
+    server = await startServer(['run', '--config', conf]);
+    await send(craft('alice', { allow: 'source' }));
+    expect(await server.waitFor(server.msg('rejected'))).toMatchObject({ reason: 'policy.source', id: 'alice', src: '127.0.0.1' });
+    await send(craft('bob', { allow: 'source', access: [{ proto: 'tcp', port: 443 }] }));
+    expect(await server.waitFor(server.msg('accepted'))).toMatchObject({ door: 'web', id: 'bob', src: '127.0.0.1', allow: '127.0.0.1' });
+    await until(() => fileLines(effects).includes('open web bob 127.0.0.1 tcp/443'), 3000, 'start command for the source address');
   });
 
   it('a second knock while open extends the timer instead of adding a rule', async () => {
@@ -139,15 +152,16 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     expect(await reasonOf(() => knock('mallory'))).toBe('tag.unknown');
     expect(await reasonOf(() => knock('bob', '-A', 'tcp/22'))).toBe('policy.access');
     expect(await reasonOf(() => knock('alice', '-A', 'tcp/23'))).toBe('policy.access');
-    // Just outside the window but inside the epochs the tag table holds (further out, the
-    // tag is simply unknown): wait out the one second in 60 where no such time exists.
+    // Outside the window but inside the epochs the window expects (further out, the tag is
+    // simply unknown, §5), with 5 s of slack for the server's clock to move on a busy
+    // machine: wait for a second where both times stay in the epoch of the window's edge.
     let t = Math.floor(Date.now() / 1000);
-    while ((t - 120) % 60 === 0 || (t + 120) % 60 === 59) {
+    while ((t + 120) % 60 > 54 || (t - 125) % 60 > 50) {
       await new Promise((r) => setTimeout(r, 300));
       t = Math.floor(Date.now() / 1000);
     }
-    expect(await reasonOf(() => send(craft('alice', { timeSec: t - 121 })))).toBe('time.stale');
-    expect(await reasonOf(() => send(craft('alice', { timeSec: t + 121 })))).toBe('time.future');
+    expect(await reasonOf(() => send(craft('alice', { timeSec: t - 125 })))).toBe('time.stale');
+    expect(await reasonOf(() => send(craft('alice', { timeSec: t + 125 })))).toBe('time.future');
     expect(await reasonOf(() => send(craft('alice', { timeSec: now - 600 })))).toBe('tag.unknown');
     expect(await reasonOf(() => knock('alice', '--allow-ip', '127.0.0.2'))).toBe('policy.address');
     // Wrong sizes and random bytes never leave the kernel's filter; a random right-size one is a tag miss.
@@ -319,6 +333,43 @@ describe('spa-server check', () => {
     expect(s.stderr).toContain(`${syntax}:2: `);
     expect(s.stderr).toContain(`${syntax}:3: `);
     expect(s.stderr).toContain(`${syntax}:5: `);
+  });
+
+  it('refuses small-order keys and entries that share a half with another, in one file or across doors, naming both FILE:LINEs', async () => {
+    const keys = await makeKeys(['alice', 'bob']);
+    const pub = (id: string): Uint8Array => parseKey(readFileSync(join(keys.clientHome, `${id}.pub`), 'utf8').split(' ')[0]!, 'client-public');
+    const alice = pub('alice');
+    const bob = pub('bob');
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    const sshKeys = join(keys.dir, 'ssh.keys');
+    writeFileSync(sshKeys, `${encodeKey('client-public', alice)} alice\n${encodeKey('client-public', concat(identity, bob.subarray(32)))} mallory\n`);
+    const webKeys = join(keys.dir, 'web.keys');
+    // bob's Ed25519 half with alice's X25519 half: alice's box key, bob's signature.
+    writeFileSync(webKeys, `# web\n${encodeKey('client-public', alice)} alice\n${encodeKey('client-public', concat(bob.subarray(0, 32), alice.subarray(32)))} bob\n`);
+    const conf = join(keys.dir, 'halves.conf');
+    writeFileSync(conf, `[options]\nServerKey = ${keys.serverKey}\n\n[ssh]\nspa_keys = ${sshKeys}\naccess = tcp/22\nstart_command = true\n\n[web]\nspa_keys = ${webKeys}\naccess = tcp/443\nstart_command = true\n`);
+    const r = await runCli('spa-server', ['check', '--config', conf]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')).toEqual([
+      `spa-server: ${sshKeys}:2: a client public key: refused: its Ed25519 key is a small-order point`,
+      `spa-server: ${webKeys}:3: key "bob" shares its X25519 half with key "alice" (line 2); every key must be a client's own pair`,
+      'spa-server: 2 problems found',
+      '',
+    ]);
+    // The run refuses what check refuses.
+    const run = await runCli('spa-server', ['run', '--config', conf, '--udp']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`${webKeys}:3: key "bob" shares its X25519 half`);
+  });
+
+  it('warns about spa_allow_source, naming the line', async () => {
+    const keys = await makeKeys(['alice']);
+    const conf = join(keys.dir, 'source.conf');
+    writeFileSync(conf, `[options]\nServerKey = ${keys.serverKey}\n\n[ssh]\nspa_keys = ${keys.authorized('ok', ['alice'])}\naccess = tcp/22\nspa_allow_source = yes\nstart_command = true\n`);
+    const r = await runCli('spa-server', ['check', '--config', conf]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`^spa-server: warning: ${conf}:7: \\[ssh\\]: spa_allow_source = yes: .*on-path attacker.*\n$`));
   });
 
   it('says OK and exits 0 for a good configuration', async () => {

@@ -208,6 +208,8 @@ describe('each directive', () => {
       stateDir: '/var/lib/spa',
       udpSocket: false,
       windowSec: 120,
+      replayPerClient: 1024,
+      replayTotal: 1_000_000,
       firewall: undefined,
       closeOnExit: true,
       pcapBufferMb: 64,
@@ -230,6 +232,8 @@ describe('each directive', () => {
     ['UDPListen = 127.0.0.1', { udpListen: { family: 4, text: '127.0.0.1' } }],
     ['UDPListen = 2001:DB8::1', { udpListen: { family: 6, text: '2001:db8::1' } }],
     ['Window = 30', { windowSec: 30 }],
+    ['ReplayPerClient = 64', { replayPerClient: 64 }],
+    ['ReplayTotal = 5000', { replayTotal: 5000 }],
     ['Firewall = iptables', { firewall: 'iptables' }],
     ['Firewall = UFW', { firewall: 'ufw' }],
     ['CloseOnExit = no', { closeOnExit: false }],
@@ -277,12 +281,13 @@ describe('each directive', () => {
   });
 
   it('SPA door defaults', () => {
-    expect(SPA('')).toMatchObject({ kind: 'spa', spaKeys: '/k', allowNat: false, firewall: 'command', protect: false, cmdTimeoutSec: 10 });
+    expect(SPA('')).toMatchObject({ kind: 'spa', spaKeys: '/k', allowNat: false, allowSource: false, firewall: 'command', protect: false, cmdTimeoutSec: 10 });
   });
 
   it.each([
     ['access = tcp/22, udp/53,tcp/22', { access: [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }] }],
     ['spa_allow_nat = yes', { allowNat: true }],
+    ['spa_allow_source = yes', { allowSource: true }],
     ['firewall = command', { firewall: 'command' }],
     ['cmd_timeout = 3600', { cmdTimeoutSec: 3600 }],
   ])('SPA door: %s', (line, expected) => {
@@ -306,7 +311,7 @@ describe('each directive', () => {
       'UseSyslog', 'LogFile', 'PidFile', 'Interface', 'sequence', 'one_time_sequences', 'seq_timeout', 'tcpflags', 'target',
       'start_command', 'start_command_6', 'cmd_timeout', 'stop_command', 'stop_command_6', 'SPAPort', 'ServerKey', 'StateDir',
       'UDPSocket', 'UDPListen', 'Window', 'Firewall', 'CloseOnExit', 'PcapBufferMB', 'spa_keys', 'access', 'spa_allow_nat', 'firewall',
-      'protect', 'ignore_duplicates',
+      'protect', 'ignore_duplicates', 'ReplayPerClient', 'ReplayTotal', 'spa_allow_source',
     ]);
     expect(DIRECTIVES.map((d) => d.name).sort()).toEqual([...tested].sort());
   });

@@ -4,6 +4,11 @@ import { parseKey, encodeKey, KEY_TYPES } from '../../keys/format.js';
 import { parseAuthorizedKeys } from '../../keys/authorized.js';
 import { generateClientKey, generateServerKey } from '../../keys/keygen.js';
 import { det } from '../vectors/generate.js';
+import { concat } from '../../src/bytes.js';
+import { clientSecretKey, serverSecretKey } from '../../src/protocol/keys.js';
+
+const srvKey = serverSecretKey(det('keys server', 32));
+const cliKey = clientSecretKey(det('keys client', 64));
 
 let n = 0;
 const random = (k: number): Uint8Array => det(`keys ${n++}`, k);
@@ -24,7 +29,9 @@ describe('key strings', () => {
 
   it('round-trips every type', () => {
     for (const type of Object.keys(KEY_TYPES) as (keyof typeof KEY_TYPES)[]) {
-      const payload = det(type, KEY_TYPES[type].bytes);
+      // A public payload must hold valid points (PROTOCOL.md §1.1): take them from real keys.
+      const payload =
+        type === 'server-public' ? srvKey.boxPublic : type === 'client-public' ? concat(cliKey.signPublic, cliKey.boxPublic) : det(type, KEY_TYPES[type].bytes);
       expect(parseKey(encodeKey(type, payload), type)).toEqual(payload);
     }
   });

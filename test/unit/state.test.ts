@@ -109,23 +109,44 @@ describe('closingBackend', () => {
 });
 
 describe('replay store', () => {
-  it('restores nonces and the watermark, forgetting what is past the window', () => {
+  const nonce = (c: string): string => Buffer.alloc(24, c).toString('latin1');
+  const client = (c: string): string => Buffer.alloc(32, c).toString('latin1');
+  const hex = (latin1: string): string => Buffer.from(latin1, 'latin1').toString('hex');
+
+  it('restores nonces and watermarks per client, forgetting what is past the window', () => {
     const d = dir();
     const s = new ReplayStore(d);
     const g = new ReplayGuard(120, 100);
     s.load(g, 1000);
-    const nonce = (c: string) => Buffer.alloc(24, c).toString('latin1');
-    s.record(nonce('a'), 900);
-    s.record(nonce('b'), 990);
+    s.record(client('A'), nonce('a'), 900);
+    s.record(client('A'), nonce('b'), 990);
+    s.record(client('B'), nonce('a'), 995);
     s.close();
     appendFileSync(join(d, REPLAY_FILE), 'n zz 5\nn 6161'); // garbage and a torn line
     const g2 = new ReplayGuard(120, 100);
-    new ReplayStore(d).load(g2, 1030);
-    expect(g2.hasNonce(nonce('b'))).toBe(true);
-    expect(g2.hasNonce(nonce('a'))).toBe(false); // 900 < 1030 - 120: swept...
-    expect(g2.isBelowWatermark(900)).toBe(true); // ...but still refused
-    // The file was compacted to the watermark and the live nonce.
-    expect(readFileSync(join(d, REPLAY_FILE), 'utf8')).toBe(`w 900\nn ${Buffer.alloc(24, 'b').toString('hex')} 990\n`);
+    expect(new ReplayStore(d).load(g2, 1030)).toEqual({ entries: 3, skipped: 1 });
+    expect(g2.hasNonce(client('A'), nonce('b'))).toBe(true);
+    expect(g2.hasNonce(client('B'), nonce('a'))).toBe(true);
+    expect(g2.hasNonce(client('A'), nonce('a'))).toBe(false); // 900 < 1030 - 120: swept...
+    expect(g2.isBelowWatermark(client('A'), 900)).toBe(true); // ...but still refused
+    expect(g2.isBelowWatermark(client('B'), 900)).toBe(false);
+    // The file was compacted to the header, the watermark and the live nonces.
+    expect(readFileSync(join(d, REPLAY_FILE), 'utf8')).toBe(
+      `spa-replay 2\nw ${hex(client('A'))} 900\nn ${hex(client('A'))} ${hex(nonce('b'))} 990\nn ${hex(client('B'))} ${hex(nonce('a'))} 995\n`,
+    );
+  });
+
+  it("reads 0.1's replay.log (one guard for all keys) as a floor for every client", () => {
+    const d = dir();
+    writeFileSync(join(d, REPLAY_FILE), `w 900\nn ${hex(nonce('b'))} 990\nn ${hex(nonce('c'))} 985\n`);
+    const g = new ReplayGuard(120, 100);
+    expect(new ReplayStore(d).load(g, 1000)).toEqual({ entries: 0, skipped: 0, legacyFloor: 990 });
+    expect(g.isBelowWatermark(client('A'), 990)).toBe(true);
+    expect(g.isBelowWatermark(client('Z'), 991)).toBe(false);
+    expect(readFileSync(join(d, REPLAY_FILE), 'utf8')).toBe('spa-replay 2\nf 990\n');
+    const g2 = new ReplayGuard(120, 100);
+    new ReplayStore(d).load(g2, 1000);
+    expect(g2.isBelowWatermark(client('A'), 990)).toBe(true);
   });
 
   it('a fresh directory starts empty', () => {
