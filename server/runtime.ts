@@ -2,7 +2,7 @@
 // authorized keys, and a backend per door and family. Every problem is a FILE:LINE
 // line, so `spa-server check` and `run` report the same things. Shell (reads files).
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, lstatSync, type Stats } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { UserError } from '../src/errors.js';
 import { parseConfig } from '../src/config/parse.js';
@@ -267,11 +267,13 @@ function checkRunnable(config: Config, file: string, opts: LoadOptions): Problem
   if (isAbsolute(o.stateDir)) {
     // The nearest directory that exists must let us write (a read-only file system, a mode).
     for (let d = o.stateDir; ; d = dirname(d)) {
+      let st: Stats | undefined;
       try {
-        accessSync(d, constants.F_OK);
+        st = lstatSync(d);
       } catch {
         if (d !== dirname(d)) continue;
       }
+      if (st !== undefined && !st.isDirectory()) break; // the trust check says what it is
       try {
         accessSync(d, constants.W_OK | constants.X_OK);
       } catch (e) {
