@@ -16,7 +16,7 @@ import { protectedAccess, type Backend, type Step } from './firewall/index.js';
 import { applyAll } from './firewall/run.js';
 import type { Logger } from './log.js';
 import { closingBackend, formatProblem, loadRuntime, type Runtime } from './runtime.js';
-import { Journal, ReplayStore, readJournalReport } from './state.js';
+import { Journal, REPLAY_FILE, ReplayStore, readJournalReport } from './state.js';
 import type { PacketSource } from './udp-source.js';
 import { openUdpSource } from './udp-source.js';
 import { SequenceEngine } from './sequences.js';
@@ -24,7 +24,9 @@ import { openPcapSource } from './pcap-source.js';
 import { serveControl, viewOf, type GrantView } from './control.js';
 import type { Server } from 'node:net';
 import { checkTrustedPath } from './trust.js';
-import { lockStateDir, type StateLock } from './lock.js';
+import { LOCK_FILE, lockStateDir, type StateLock } from './lock.js';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -89,7 +91,8 @@ export class Daemon {
     const o = this.runtime.config.options;
     const nowMs = this.nowMs();
     const nowSec = Math.floor(nowMs / SECOND);
-    this.openStateDir(o.stateDir);
+    const ranBefore = this.openStateDir(o.stateDir);
+    const replayHeld = fileHasBytes(join(o.stateDir, REPLAY_FILE));
     this.tags = new TagTable(o.windowSec);
     this.tags.setClients(this.runtime.clients, nowSec);
     this.replay = new ReplayGuard(o.windowSec, o.replayPerClient, o.replayTotal);
@@ -99,6 +102,14 @@ export class Daemon {
       this.log.warn({ file: this.replayStore.file, floor: loaded.legacyFloor }, 'replay.log was in the 0.1 format (one guard for all keys); converted: every knock timestamped at or before its newest entry is refused');
     }
     if (loaded.skipped > 0) this.log.warn({ file: this.replayStore.file, skipped: loaded.skipped }, 'replay.log: damaged lines dropped');
+    // Fail closed (issue 12, item 6): a replay log that a daemon has used (StateDir/lock is
+    // there) but that is now missing, emptied or damaged may have held knocks still in their
+    // window. Refuse every knock stamped at or before now; clients' new knocks work at once.
+    if ((ranBefore && !replayHeld) || loaded.skipped > 0) {
+      this.replay.raiseFloor(nowSec);
+      this.replayStore.compact(this.replay);
+      this.log.warn({ file: this.replayStore.file, floor: nowSec, reason: loaded.skipped > 0 ? 'damaged' : 'missing or empty' }, 'replay state lost: every knock stamped at or before the start is refused');
+    }
     await this.recoverJournal(nowMs);
     await this.setupBackends(true);
     this.sequences = await SequenceEngine.create(this.runtime.config, this.log, (door, addr) => this.grantSequence(door, addr), this.opts.iface);
@@ -128,9 +139,10 @@ export class Daemon {
 
   /**
    * Creates StateDir 0700 if missing, checks it again (it may have been made between `check`
-   * and now), and takes its lock: one daemon per StateDir.
+   * and now), and takes its lock: one daemon per StateDir. Returns whether a daemon had used
+   * this StateDir before (its lock file was there).
    */
-  private openStateDir(dir: string): void {
+  private openStateDir(dir: string): boolean {
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     } catch (e) {
@@ -138,7 +150,9 @@ export class Daemon {
     }
     const wrong = checkTrustedPath(dir, 'dir', { noLink: true });
     if (wrong) throw new UserError('config', `${this.opts.configFile}: StateDir: not trusted: ${wrong}`);
+    const ranBefore = existsSync(join(dir, LOCK_FILE));
     this.lock = lockStateDir(dir);
+    return ranBefore;
   }
 
   private udpMode(): boolean {
@@ -493,5 +507,14 @@ export class Daemon {
     this.replayStore.close();
     this.journal.close();
     this.lock?.release();
+  }
+}
+
+/** Whether a state file exists with content (a lost or emptied file is not told apart). */
+function fileHasBytes(file: string): boolean {
+  try {
+    return statSync(file).size > 0;
+  } catch {
+    return false;
   }
 }

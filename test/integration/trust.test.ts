@@ -8,6 +8,11 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createSocket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { parseAddress, type Address } from '../../src/net/address.js';
+import { encodeKnock } from '../../src/protocol/datagram.js';
+import { readClientSecretKey, resolveServerPublicKey } from '../../keys/files.js';
 import { runCli } from '../helpers/cli.js';
 import { canRun } from '../helpers/require.js';
 import { fileLines, makeKeys, startServer, stopAllServers, until, type Keys } from '../helpers/server.js';
@@ -270,6 +275,48 @@ ${o.extra ?? ''}`,
     expect(fileLines(log)).toEqual(['close alice']);
     expect((await again.stop()).code).toBe(0);
   }, 40_000);
+
+  it('a lost, emptied or damaged replay.log fails closed: the used knock is refused after a restart, a new one works', async () => {
+    const conf = config();
+    const state = join(conf, '..', 'state');
+    const craft = (): Uint8Array =>
+      encodeKnock({
+        client: readClientSecretKey(join(keys.clientHome, 'alice.key')),
+        server: resolveServerPublicKey(keys.serverPub),
+        allow: parseAddress('127.0.0.1') as Address,
+        access: [{ proto: 'tcp', port: 22 }],
+        timeSec: Math.floor(Date.now() / 1000),
+        nonce: new Uint8Array(randomBytes(24)),
+      });
+    const send = async (d: Uint8Array): Promise<void> => {
+      const sock = createSocket('udp4');
+      await new Promise<void>((r, j) => sock.send(d, PORT, '127.0.0.1', (e) => (e ? j(e) : r())));
+      sock.close();
+    };
+    const verdict = async (s: Awaited<ReturnType<typeof startServer>>, d: Uint8Array): Promise<unknown> => {
+      const mark = s.lines.length;
+      await send(d);
+      const l = await s.waitFor((x) => x['msg'] === 'rejected' || x['msg'] === 'accepted', 10_000, mark);
+      return l['msg'] === 'accepted' ? 'ACCEPTED' : l['reason'];
+    };
+    for (const damage of ['delete', 'empty', 'garble'] as const) {
+      const used = craft();
+      const s = await startServer(['run', '-c', conf]);
+      expect(await verdict(s, used)).toBe('ACCEPTED');
+      expect((await s.stop()).code).toBe(0);
+      const file = join(state, 'replay.log');
+      if (damage === 'delete') rmSync(file);
+      else if (damage === 'empty') writeFileSync(file, '');
+      else writeFileSync(file, readFileSync(file, 'utf8').replace(/^n .*$/m, 'n garbage'));
+      const again = await startServer(['run', '-c', conf]);
+      await again.waitFor(again.msg('replay state lost: every knock stamped at or before the start is refused'));
+      expect(await verdict(again, used), damage).not.toBe('ACCEPTED');
+      // A knock made after the start is fine at once (the floor is the start's second).
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(await verdict(again, craft())).toBe('ACCEPTED');
+      expect((await again.stop()).code).toBe(0);
+    }
+  }, 90_000);
 
   it('bob extends alice\'s opening: the stop command gets alice\'s %ID%, as the start did', async () => {
     const dir = join(work, 'ids');
