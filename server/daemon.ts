@@ -64,6 +64,7 @@ export class Daemon {
   private sequences: SequenceEngine | undefined;
   private intervals: NodeJS.Timeout[] = [];
   private lastShed = 0;
+  private lastKernelDrops = 0;
   private stopping = false;
   private control: Server | undefined;
   private lock: StateLock | undefined;
@@ -162,7 +163,7 @@ export class Daemon {
   /** What the capture depends on; a reload that changes it reopens the capture. */
   private sourceKey(): string {
     const o = this.runtime.config.options;
-    if (this.udpMode()) return `udp ${o.udpListen?.text ?? '*'} ${o.spaPort}`;
+    if (this.udpMode()) return `udp ${o.udpListen?.text ?? '*'} ${o.spaPort} ${o.udpBufferMb}`;
     return `pcap ${this.opts.iface ?? o.interface ?? 'eth0'} ${o.spaPort} ${o.pcapBufferMb} tcp:${this.sequences?.ports('tcp').join(',')} udp:${this.sequences?.ports('udp').join(',')}`;
   }
 
@@ -171,7 +172,14 @@ export class Daemon {
     const onFrame = (f: Frame): void => this.handleFrame(f);
     this.openedSourceKey = this.sourceKey();
     if (this.udpMode()) {
-      return openUdpSource(o.spaPort, onFrame, o.udpListen);
+      this.lastKernelDrops = 0; // a new socket counts from zero
+      const src = await openUdpSource(o.spaPort, onFrame, o.udpListen, o.udpBufferMb * 1024 * 1024);
+      // Linux reports twice what it grants (the doubling covers its own bookkeeping).
+      const grantedMb = src.bufferBytes === undefined ? undefined : src.bufferBytes / 2 / 1024 / 1024;
+      if (grantedMb !== undefined && grantedMb < o.udpBufferMb) {
+        this.log.warn({ askedMb: o.udpBufferMb, grantedMb: Math.round(grantedMb * 100) / 100 }, 'UDP receive buffer capped by net.core.rmem_max; raise it (sysctl) or a flood loses knocks');
+      }
+      return src;
     }
     return openPcapSource({
       iface: this.opts.iface ?? o.interface ?? 'eth0',
@@ -460,6 +468,10 @@ export class Daemon {
     if (s && s.shed > this.lastShed) {
       this.log.warn({ received: s.received, frames: s.frames, rejected: s.rejected, shed: s.shed, reopens: s.reopens }, 'capture overloaded: frames dropped undecoded so timers could run');
       this.lastShed = s.shed;
+    }
+    if (s?.kernelDrops !== undefined && s.kernelDrops > this.lastKernelDrops) {
+      this.log.warn({ drops: s.kernelDrops - this.lastKernelDrops, total: s.kernelDrops, received: s.received }, 'UDP socket overflowed: the kernel dropped datagrams (UDPBufferMB, net.core.rmem_max)');
+      this.lastKernelDrops = s.kernelDrops;
     }
   }
 

@@ -145,6 +145,7 @@ export const DIRECTIVES: readonly Directive[] = [
   d('Firewall', 'options', firewall),
   d('CloseOnExit', 'options', yesNo),
   d('PcapBufferMB', 'options', int(LIMITS.pcapBufferMb.min, LIMITS.pcapBufferMb.max, 'MiB')),
+  d('UDPBufferMB', 'options', int(LIMITS.pcapBufferMb.min, LIMITS.pcapBufferMb.max, 'MiB')),
   d('spa_keys', 'spa-door', path),
   d('access', 'spa-door', access),
   d('spa_allow_nat', 'spa-door', yesNo),

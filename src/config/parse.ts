@@ -187,6 +187,7 @@ function buildOptions(s: Section, useSyslog: boolean): Options {
     firewall: get(s, 'Firewall', 'firewall')?.v,
     closeOnExit: get(s, 'CloseOnExit', 'bool')?.v ?? DEFAULTS.closeOnExit,
     pcapBufferMb: get(s, 'PcapBufferMB', 'int')?.v ?? DEFAULTS.pcapBufferMb,
+    udpBufferMb: get(s, 'UDPBufferMB', 'int')?.v ?? DEFAULTS.udpBufferMb,
     lines: linesOf(s),
   };
 }

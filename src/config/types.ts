@@ -54,6 +54,8 @@ export const DEFAULTS = {
   replayTotal: 1_000_000,
   closeOnExit: true,
   pcapBufferMb: 64,
+  /** UDP socket mode's receive buffer (capped by net.core.rmem_max). */
+  udpBufferMb: 8,
   /** knockd.c SEQ_TIMEOUT */
   seqTimeoutSec: 25,
   /** knockd.c CMD_TIMEOUT */
@@ -110,6 +112,8 @@ export interface Options {
   readonly closeOnExit: boolean;
   /** libpcap buffer size in MiB. Default 64 (see DESIGN.md: 10 MB dropped under flood). */
   readonly pcapBufferMb: number;
+  /** UDP socket mode: receive buffer size in MiB. Default 8 (the kernel caps it at net.core.rmem_max). */
+  readonly udpBufferMb: number;
   readonly lines: DirectiveLines;
 }
 

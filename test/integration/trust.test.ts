@@ -336,6 +336,27 @@ ${o.extra ?? ''}`,
     expect((await s.stop()).code).toBe(0);
   });
 
+  it('UDP socket mode sizes its receive buffer and logs the datagrams the kernel dropped', async () => {
+    const conf = config();
+    writeFileSync(conf, readFileSync(conf, 'utf8').replace('UDPSocket = yes\n', 'UDPSocket = yes\nUDPBufferMB = 1\n'));
+    const s = await startServer(['run', '-c', conf]);
+    // Stopped, the daemon reads nothing: 3000 datagrams of 1400 bytes (4 MB, bounded, to
+    // loopback) overflow a 1 MiB buffer whatever the machine's rmem_max.
+    process.kill(s.child.pid!, 'SIGSTOP');
+    try {
+      const sock = createSocket('udp4');
+      const junk = Buffer.alloc(1400, 0x41);
+      for (let i = 0; i < 3000; i++) await new Promise<void>((r) => sock.send(junk, PORT, '127.0.0.1', () => r()));
+      sock.close();
+    } finally {
+      process.kill(s.child.pid!, 'SIGCONT');
+    }
+    const l = await s.waitFor(s.msg('UDP socket overflowed: the kernel dropped datagrams (UDPBufferMB, net.core.rmem_max)'), 20_000);
+    expect(Number(l['drops'])).toBeGreaterThan(0);
+    expect(Number(l['received']) + Number(l['total'])).toBeLessThanOrEqual(3000);
+    expect((await s.stop()).code).toBe(0);
+  }, 60_000);
+
   it('UDPListen binds the socket to that address only; check refuses a bad one', async () => {
     const conf = config({ extra: '' });
     writeFileSync(conf, readFileSync(conf, 'utf8').replace('UDPSocket = yes\n', 'UDPSocket = yes\nUDPListen = 127.0.0.1\n'));

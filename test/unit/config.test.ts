@@ -207,12 +207,14 @@ describe('each directive', () => {
       serverKey: undefined,
       stateDir: '/var/lib/spa',
       udpSocket: false,
+      udpListen: undefined,
       windowSec: 120,
       replayPerClient: 1024,
       replayTotal: 1_000_000,
       firewall: undefined,
       closeOnExit: true,
       pcapBufferMb: 64,
+      udpBufferMb: 8,
       lines: {},
     });
   });
@@ -230,6 +232,7 @@ describe('each directive', () => {
     ['UDPSocket = yes', { udpSocket: true }],
     ['UDPSocket = NO', { udpSocket: false }],
     ['UDPListen = 127.0.0.1', { udpListen: { family: 4, text: '127.0.0.1' } }],
+    ['UDPBufferMB = 32', { udpBufferMb: 32 }],
     ['UDPListen = 2001:DB8::1', { udpListen: { family: 6, text: '2001:db8::1' } }],
     ['Window = 30', { windowSec: 30 }],
     ['ReplayPerClient = 64', { replayPerClient: 64 }],
@@ -310,7 +313,7 @@ describe('each directive', () => {
     const tested = new Set([
       'UseSyslog', 'LogFile', 'PidFile', 'Interface', 'sequence', 'one_time_sequences', 'seq_timeout', 'tcpflags', 'target',
       'start_command', 'start_command_6', 'cmd_timeout', 'stop_command', 'stop_command_6', 'SPAPort', 'ServerKey', 'StateDir',
-      'UDPSocket', 'UDPListen', 'Window', 'Firewall', 'CloseOnExit', 'PcapBufferMB', 'spa_keys', 'access', 'spa_allow_nat', 'firewall',
+      'UDPSocket', 'UDPListen', 'UDPBufferMB', 'Window', 'Firewall', 'CloseOnExit', 'PcapBufferMB', 'spa_keys', 'access', 'spa_allow_nat', 'firewall',
       'protect', 'ignore_duplicates', 'ReplayPerClient', 'ReplayTotal', 'spa_allow_source',
     ]);
     expect(DIRECTIVES.map((d) => d.name).sort()).toEqual([...tested].sort());
