@@ -13,7 +13,7 @@ import { chooseDoor } from './core/policy.js';
 import { GrantTable, SEQUENCE_ID, grantKey, openingOf, type Grant } from './core/grants.js';
 import { RateLimiter } from './core/rate-limit.js';
 import { protectedAccess, type Backend, type Step } from './firewall/index.js';
-import { applyAll } from './firewall/run.js';
+import { applyAll, runArgv } from './firewall/run.js';
 import type { Logger } from './log.js';
 import { closingBackend, formatProblem, loadRuntime, type Runtime } from './runtime.js';
 import { Journal, REPLAY_FILE, ReplayStore, readJournalReport } from './state.js';
@@ -43,6 +43,8 @@ const SECOND = 1000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A close whose command failed is tried again after this long. */
 const CLOSE_RETRY_MS = 30 * SECOND;
+/** How often the base rules (protect = yes) are checked for and reinstalled if gone. */
+const FIREWALL_CHECK_MS = 10 * SECOND;
 /** Sequence-door openings held at once (each completed knock holds one until its stop runs). */
 const MAX_SEQUENCE_GRANTS = 1024;
 
@@ -64,6 +66,7 @@ export class Daemon {
   private sequences: SequenceEngine | undefined;
   private intervals: NodeJS.Timeout[] = [];
   private lastShed = 0;
+  private checkingFirewall = false;
   private lastKernelDrops = 0;
   private stopping = false;
   private control: Server | undefined;
@@ -122,6 +125,7 @@ export class Daemon {
     });
     this.intervals.push(
       setInterval(() => this.tick(), 5 * SECOND),
+      setInterval(() => void this.checkFirewall(), FIREWALL_CHECK_MS),
       setInterval(() => this.reportSuppressed(), 10 * SECOND),
     );
     this.log.info(
@@ -259,6 +263,40 @@ export class Daemon {
         const guarded = doors.filter((d) => d.protect).map((d) => d.door);
         if (fatal && guarded.length > 0) throw new SystemError('command', `firewall ${b.name}: cannot install protect = yes for ${guarded.map((d) => `[${d}]`).join(', ')}: ${r.message}`);
       } else this.log.info({ backend: b.name, doors: doors.map((d) => d.door), protect: protectedAccess(doors).map(accessText) }, 'firewall set up');
+    }
+  }
+
+  /**
+   * Issue 12, item 10: after `nft flush ruleset` (or another tool's reload) the protected
+   * ports were exposed until a restart. Each backend that can say whether its base rules are
+   * in place is asked; rules found gone are reinstalled, with a log line either way.
+   */
+  private async checkFirewall(): Promise<void> {
+    if (this.stopping || this.checkingFirewall) return;
+    this.checkingFirewall = true;
+    try {
+      const seen = new Set<Backend>();
+      for (const door of this.runtime.config.doors) {
+        const b = this.runtime.backends.get(door.name);
+        if (door.kind !== 'spa' || !b?.installed || seen.has(b)) continue;
+        seen.add(b);
+        const doors = this.runtime.config.doors.flatMap((d) => (d.kind === 'spa' && this.runtime.backends.get(d.name) === b ? [{ door: d.name, protect: d.protect, access: d.access }] : []));
+        const probe = b.installed(doors);
+        const r = await runArgv(probe.argv);
+        if (r.ok) continue;
+        if (r.failure !== 'exit' || r.code === null || !probe.absentCodes.includes(r.code)) {
+          this.log.error({ backend: b.name, error: r.stderr }, 'firewall check failed');
+          continue;
+        }
+        this.log.warn({ backend: b.name, doors: doors.map((d) => d.door), protect: protectedAccess(doors).map(accessText) }, 'firewall rules gone (flushed?); reinstalling');
+        const s = await applyAll(b.setup(doors));
+        if (s.ok) this.log.info({ backend: b.name }, 'firewall rules reinstalled');
+        else this.log.error({ backend: b.name, error: s.message }, 'firewall reinstall failed');
+      }
+    } catch (e) {
+      this.log.error({ error: (e as Error).message }, 'firewall check failed');
+    } finally {
+      this.checkingFirewall = false;
     }
   }
 
