@@ -23,8 +23,13 @@ export interface Problem {
   readonly message: string;
 }
 
+/** Longest message printed: a 64 KiB value echoed back must not become 64 KiB of stderr. */
+const MESSAGE_MAX = 400;
+
 export function formatProblem(p: Problem): string {
-  return p.line === undefined ? `${p.file}: ${p.message}` : `${p.file}:${p.line}: ${p.message}`;
+  const m = p.message.length <= MESSAGE_MAX ? p.message : `${p.message.slice(0, MESSAGE_MAX)}... (${p.message.length - MESSAGE_MAX} more characters)`;
+  const file = p.file.length <= MESSAGE_MAX ? p.file : `${p.file.slice(0, MESSAGE_MAX)}...`;
+  return p.line === undefined ? `${file}: ${m}` : `${file}:${p.line}: ${m}`;
 }
 
 export interface Runtime {
