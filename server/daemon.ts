@@ -1,6 +1,7 @@
 // The running server: packets in, decisions out, effects carried out in order
 // (persist replay -> journal -> open -> schedule close), one log line per decision. Shell.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { SystemError, UserError } from '../src/errors.js';
 import { commandsFor } from '../src/config/commands.js';
 import { accessText } from '../src/net/access.js';
@@ -25,8 +26,6 @@ import { serveControl, viewOf, type GrantView } from './control.js';
 import type { Server } from 'node:net';
 import { checkTrustedPath } from './trust.js';
 import { LOCK_FILE, lockStateDir, type StateLock } from './lock.js';
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 
 export interface DaemonOptions {
   readonly configFile: string;
