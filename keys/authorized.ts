@@ -63,6 +63,8 @@ export function parseAuthorizedKeys(text: string, file: string): { entries: Auth
   return { entries: entries.filter((e) => !bad.has(e.line)), problems };
 }
 
+const sameKey = (a: ClientPublicKey, b: ClientPublicKey): boolean => toHex(a.signPublic) === toHex(b.signPublic) && toHex(a.boxPublic) === toHex(b.boxPublic);
+
 /** An authorized entry and the file it came from. */
 export interface LocatedEntry {
   readonly file: string;
@@ -83,14 +85,15 @@ export function sharedHalves(all: readonly LocatedEntry[]): Problem[] {
       ['Ed25519', `e${toHex(e.entry.key.signPublic)}`],
       ['X25519', `x${toHex(e.entry.key.boxPublic)}`],
     ];
-    for (const [name, k] of halves) {
+    const clash = halves.find(([, k]) => {
       const first = seen.get(k);
-      if (!first) continue;
-      const sameClient = first.entry.id === e.entry.id && toHex(first.entry.key.signPublic) === toHex(e.entry.key.signPublic) && toHex(first.entry.key.boxPublic) === toHex(e.entry.key.boxPublic);
-      if (sameClient) continue;
+      return first !== undefined && !(first.entry.id === e.entry.id && sameKey(first.entry.key, e.entry.key));
+    });
+    if (clash) {
+      const first = seen.get(clash[1])!;
       const where = first.file === e.file ? `line ${first.entry.line}` : `${first.file}:${first.entry.line}`;
-      problems.push({ file: e.file, line: e.entry.line, reason: 'shared-half', message: `key ${JSON.stringify(e.entry.id)} shares its ${name} half with key ${JSON.stringify(first.entry.id)} (${where}); every key must be a client's own pair` });
-      break;
+      problems.push({ file: e.file, line: e.entry.line, reason: 'shared-half', message: `key ${JSON.stringify(e.entry.id)} shares its ${clash[0]} half with key ${JSON.stringify(first.entry.id)} (${where}); every key must be a client's own pair` });
+      continue; // a refused entry counts for no later one (PROTOCOL.md §1.3)
     }
     for (const [, k] of halves) if (!seen.has(k)) seen.set(k, e);
   }

@@ -52,7 +52,7 @@ function warningsOf(config: Config, configFile: string): Problem[] {
       out.push({
         file: configFile,
         line: door.lines['spa_allow_source'] ?? door.line,
-        message: `[${door.name}]: spa_allow_source = yes: knocks may ask to open for their source address, which is not signed; an on-path attacker who copies such a knock to this server first gets the door opened for his own address`,
+        message: `[${door.name}]: spa_allow_source = yes: a knock may ask to open for whatever address it arrives from, so an on-path attacker who copies such a knock to this server first gets the door opened for his own address`,
       });
     }
   }

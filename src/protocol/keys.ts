@@ -78,7 +78,7 @@ export function serverKeyProblem(boxPublic: Uint8Array): string | undefined {
 /** Why a client public key is refused (§1.1), or undefined. */
 export function clientKeyProblem(k: ClientPublicKey): string | undefined {
   const a = ed25519PointProblem(k.signPublic);
-  if (a) return `its Ed25519 key is ${a === 'small order' ? 'a small-order point' : 'not canonically encoded'}`;
+  if (a) return `its Ed25519 key is ${a === 'small order' ? 'a small-order point' : a === 'not on the curve' ? 'not a point of the curve' : 'not canonically encoded'}`;
   const b = x25519PointProblem(k.boxPublic);
   return b && `its X25519 key is ${b === 'low order' ? 'a low-order point' : 'not canonically encoded'}`;
 }

@@ -36,8 +36,34 @@ function le(b: Uint8Array): bigint {
 
 const SIGN_BIT = 1n << 255n;
 
-/** Why an Ed25519 public key (or a signature's R) is refused, or undefined if it is valid. */
-export function ed25519PointProblem(encoded: Uint8Array): 'not canonical' | 'small order' | undefined {
+/** The curve constant d = -121665/121666 mod p. */
+const D = 37095705934669439343138083508754565189542113879843219016388785533085940283555n;
+
+function powMod(b: bigint, e: bigint): bigint {
+  let r = 1n;
+  for (b %= P; e > 0n; e >>= 1n, b = (b * b) % P) if (e & 1n) r = (r * b) % P;
+  return r;
+}
+
+/** Whether some x has x^2 = (y^2 - 1) / (d y^2 + 1) mod p (RFC 8032 §5.1.3, step 2: Euler's criterion). */
+function hasX(y: bigint): boolean {
+  const y2 = (y * y) % P;
+  const x2 = ((y2 - 1n + P) % P) * powMod((D * y2 + 1n) % P, P - 2n) % P;
+  return x2 === 0n || powMod(x2, (P - 1n) / 2n) === 1n;
+}
+
+/**
+ * Why an Ed25519 public key is refused, or undefined if it is valid: not canonical, not on
+ * the curve, or of small order. Costs two modular exponentiations: for keys as they are read.
+ */
+export function ed25519PointProblem(encoded: Uint8Array): 'not canonical' | 'not on the curve' | 'small order' | undefined {
+  const shape = ed25519EncodingProblem(encoded);
+  if (shape) return shape;
+  return hasX(le(encoded) & (SIGN_BIT - 1n)) ? undefined : 'not on the curve';
+}
+
+/** The cheap part of ed25519PointProblem, for a signature's R (OpenSSL refuses R off the curve). */
+function ed25519EncodingProblem(encoded: Uint8Array): 'not canonical' | 'small order' | undefined {
   if (encoded.length !== 32) return 'not canonical';
   const y = le(encoded) & (SIGN_BIT - 1n);
   if (y >= P) return 'not canonical';
@@ -64,5 +90,5 @@ export function x25519PointProblem(encoded: Uint8Array): 'not canonical' | 'low 
 export function signatureShapeOk(signature: Uint8Array): boolean {
   if (signature.length !== 64) return false;
   if (le(signature.subarray(32, 64)) >= L) return false;
-  return ed25519PointProblem(signature.subarray(0, 32)) === undefined;
+  return ed25519EncodingProblem(signature.subarray(0, 32)) === undefined;
 }

@@ -93,6 +93,10 @@ describe('1. small-order Ed25519 keys', () => {
       expect(() => parseKey(encodeKey('client-public', concat(le32(y), mallory.boxPublic)), 'client-public')).toThrow(/not canonically encoded/);
     }
     expect(ed25519PointProblem(alice.signPublic)).toBeUndefined();
+    // y = 2 is canonical and not of small order, but not on the curve.
+    expect(ed25519PointProblem(le32(2n))).toBe('not on the curve');
+    // ... and every real key is (the check refuses no key a generator makes).
+    for (let i = 0; i < 300; i++) expect(ed25519PointProblem(clientSecretKey(det(`h-many ${i}`, 64)).signPublic)).toBeUndefined();
   });
 
   it('a knock forged with only the server secret (R = identity, S = 0) is refused even if such a key were loaded', () => {

@@ -145,6 +145,7 @@ export function generateVectors(): VectorFile {
   const server = serverSecretKey(serverSecret);
   const client = clientSecretKey(clientSecret);
   const other = clientSecretKey(otherSecret);
+  const third = clientSecretKey(det('third client', 64));
   const shared = clientSharedKeys(client, server)!;
   const aliceA = toHex(client.signPublic);
   const otherA = toHex(other.signPublic);
@@ -363,6 +364,8 @@ export function generateVectors(): VectorFile {
       expect: 'key.point' as const,
     })),
     { name: 'ed25519-non-canonical', comment: 'Ed25519 half encodes y = p + 3', type: 'client-public', text: encodeKey('client-public', concat(le32(P + 3n), client.boxPublic)), expect: 'key.point' },
+    { name: 'ed25519-not-on-curve', comment: 'Ed25519 half y = 2: canonical, but no x makes it a point of the curve', type: 'client-public', text: encodeKey('client-public', concat(le32(2n), client.boxPublic)), expect: 'key.point' },
+    { name: 'superfluous-character', comment: 'one character more than the 48 of 36 bytes: decodes to the same bytes', type: 'server-public', text: `${serverPub}A`, expect: 'key.base64' },
     { name: 'x25519-client-low-order', comment: "client key whose X25519 half is a point of order 8", type: 'client-public', text: encodeKey('client-public', concat(client.signPublic, le32(U8))), expect: 'key.point' },
     { name: 'x25519-client-zero', comment: 'client key whose X25519 half is 0', type: 'client-public', text: encodeKey('client-public', concat(client.signPublic, le32(0n))), expect: 'key.point' },
     { name: 'x25519-server-low-order', comment: 'server public key u = 1', type: 'server-public', text: encodeKey('server-public', le32(1n)), expect: 'key.point' },
@@ -382,6 +385,15 @@ export function generateVectors(): VectorFile {
     },
     { name: 'same-key-two-ids', comment: 'one key under two ids', text: `${clientPub} alice\n${clientPub} alice2\n`, refused: [{ line: 2, reason: 'shared-half' }] },
     { name: 'duplicate-id', comment: 'one id for two keys', text: `${clientPub} alice\n${otherPub} alice\n`, refused: [{ line: 2, reason: 'duplicate-id' }] },
+    { name: 'same-line-twice', comment: 'the same key and id twice in one file: the id repeats', text: `${clientPub} alice\n${clientPub} alice\n`, refused: [{ line: 2, reason: 'duplicate-id' }] },
+    {
+      name: 'refused-line-not-counted',
+      comment: "line 2 (bob's Ed25519 + alice's X25519) is refused; line 3 shares bob's Ed25519 half only with that refused line, so it is accepted",
+      text: `${clientPub} alice\n${shadowPub} mallory\n${encodeKey('client-public', concat(other.signPublic, third.boxPublic))} eve\n`,
+      refused: [{ line: 2, reason: 'shared-half' }],
+    },
+    { name: 'crlf-and-indent', comment: 'CRLF line ends, leading whitespace, an indented comment', text: `  # keys\r\n\t${clientPub}   alice \r\n`, refused: [] },
+    { name: 'comment-after-id', comment: 'nothing may follow the id, not even a comment', text: `${clientPub} alice # laptop\n`, refused: [{ line: 1, reason: 'fields' }] },
     { name: 'bad-id', comment: 'an id must start with a letter or digit', text: `${clientPub} -alice\n`, refused: [{ line: 1, reason: 'id' }] },
     { name: 'three-fields', comment: 'nothing may follow the id', text: `${clientPub} alice extra\n`, refused: [{ line: 1, reason: 'fields' }] },
     { name: 'small-order-key', comment: 'a small-order Ed25519 half', text: `${encodeKey('client-public', concat(le32(1n), other.boxPublic))} mallory\n`, refused: [{ line: 1, reason: 'key.point' }] },
