@@ -4,11 +4,21 @@
 // shell's `exec 9>lock; flock -n 9` idiom): the lock belongs to the description, which
 // stays open here after flock(1) exits. The holder's pid is written into the file. Shell.
 import { spawnSync } from 'node:child_process';
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SystemError } from '../src/errors.js';
 
 export const LOCK_FILE = 'lock';
+
+/** util-linux's flock(1) (Debian: essential) where Debian puts it, whatever PATH says; else PATH. */
+const FLOCK = ['/usr/bin/flock', '/bin/flock'].find((p) => {
+  try {
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}) ?? 'flock';
 
 export interface StateLock {
   release(): void;
@@ -35,7 +45,7 @@ export function lockStateDir(stateDir: string): StateLock {
     throw new SystemError('state', `${file}: not a regular file`);
   }
   // -E 75: "busy" told apart from flock(1)'s own failures (exit 1 or 64+).
-  const r = spawnSync('flock', ['--exclusive', '--nonblock', '--conflict-exit-code', '75', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd], encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(FLOCK, ['--exclusive', '--nonblock', '--conflict-exit-code', '75', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd], encoding: 'utf8', timeout: 10_000 });
   if (r.status === 75) {
     const pid = readPid(fd);
     closeSync(fd);
