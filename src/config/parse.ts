@@ -180,12 +180,14 @@ function buildOptions(s: Section, useSyslog: boolean): Options {
     serverKey: get(s, 'ServerKey', 'text')?.v,
     stateDir: get(s, 'StateDir', 'text')?.v ?? DEFAULTS.stateDir,
     udpSocket: get(s, 'UDPSocket', 'bool')?.v ?? DEFAULTS.udpSocket,
+    udpListen: get(s, 'UDPListen', 'address')?.v,
     windowSec: get(s, 'Window', 'int')?.v ?? DEFAULTS.windowSec,
     replayPerClient: get(s, 'ReplayPerClient', 'int')?.v ?? DEFAULTS.replayPerClient,
     replayTotal: get(s, 'ReplayTotal', 'int')?.v ?? DEFAULTS.replayTotal,
     firewall: get(s, 'Firewall', 'firewall')?.v,
     closeOnExit: get(s, 'CloseOnExit', 'bool')?.v ?? DEFAULTS.closeOnExit,
     pcapBufferMb: get(s, 'PcapBufferMB', 'int')?.v ?? DEFAULTS.pcapBufferMb,
+    udpBufferMb: get(s, 'UDPBufferMB', 'int')?.v ?? DEFAULTS.udpBufferMb,
     lines: linesOf(s),
   };
 }

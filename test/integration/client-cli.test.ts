@@ -146,6 +146,8 @@ describe('spa-knock', () => {
     [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '-A', '22/tpc'], /^spa-knock: option '-A, --access <proto\/port>' argument '22\/tpc' is invalid\. expected PROTO\/PORT such as tcp\/22 or udp\/53, got "22\/tpc"\n$/],
     [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '-A', 'tcp/70000'], /argument 'tcp\/70000' is invalid\. port must be 1-65535/],
     [['no-such-host.invalid', '--key', 'alice', '--server-key', 'SRV'], /^spa-knock: no-such-host\.invalid: cannot resolve host name \(ENOTFOUND\)\n$/],
+    // Node's lookup('') printed a DEP0118 warning (three more lines) before the error.
+    [['', '--key', 'alice', '--server-key', 'SRV'], /^spa-knock: empty host name: give a host name or an address\n$/],
     [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '--allow-ip', '1.2.3'], /^spa-knock: --allow-ip: expected an IPv4 or IPv6 address, auto or source, got "1\.2\.3"\n$/],
     [['127.0.0.1', '-6', '--key', 'alice', '--server-key', 'SRV'], /^spa-knock: 127\.0\.0\.1: is an IPv4 address but -6 was given\n$/],
     [['127.0.0.1', '--key', 'alice'], /^spa-knock: no server key for 127\.0\.0\.1: use --server-key KEY_OR_FILE\n$/],
