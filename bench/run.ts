@@ -171,6 +171,8 @@ async function inner(): Promise<number> {
       subjects.push(new SpaSubject(work, work, keys, files, stamp));
       if (only.includes('latency')) subjects.push(new SpaSubject(work, work, keys, files, stamp, 1));
       if (haveFwknop) subjects.push(new FwknopdSubject(work, 1, stamp), new FwknopdSubject(work, 100, stamp));
+      // The same real-client packets through spa-server reading the same fwknopd.conf (issue 14).
+      if (haveFwknop) subjects.push(new FwknopdSubject(work, 1, stamp, 'spa-server'), new FwknopdSubject(work, 100, stamp, 'spa-server'));
       else skipped['fwknopd'] = 'fwknopd/fwknop not installed';
       if (haveKnockd) subjects.push(new KnockdSubject(work, stamp));
       else skipped['knockd'] = 'knockd/knock not installed';

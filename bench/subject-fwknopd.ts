@@ -1,12 +1,17 @@
 // fwknopd (Debian's fwknop-server 2.6.10) under test: -f -i lo, Debian's defaults otherwise, an
 // access.conf of N stanzas with the knocking client's last, and a command cycle (CMD_CYCLE_OPEN /
 // CLOSE / TIMER) that writes time stamps, so no firewall is touched. Knocks are made by the real
-// fwknop client (`-T -B`: build and save, do not send) and sent in-process. Shell.
+// fwknop client (`-T -B`: build and save, do not send) and sent in-process. The same files and
+// packets also run spa-server, which reads fwknopd.conf as it is (issue 14). Shell.
 import { readFileSync, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRunning, onLines, runTracked, spawnTracked, stopTracked, type Tracked } from './procs.js';
 import { exitText, Sender, StampedSubject, waitUntil, type FloodSpec, type StopReport, type Subject } from './subject.js';
 import { det } from './util.js';
+import { SPA_SERVER_BIN } from './subject-spa.js';
+
+/** Which daemon reads the fwknopd.conf: fwknopd itself, or spa-server in its place. */
+export type FwknopDaemon = 'fwknopd' | 'spa-server';
 
 const PORT = 62201;
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -34,9 +39,10 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     private readonly workRoot: string,
     private readonly stanzas: number,
     private readonly stamp: string,
+    private readonly daemon: FwknopDaemon = 'fwknopd',
   ) {
     super();
-    this.name = `fwknopd, ${stanzas} stanza${stanzas === 1 ? '' : 's'}`;
+    this.name = `${daemon === 'fwknopd' ? 'fwknopd' : 'spa-server (fwknopd.conf)'}, ${stanzas} stanza${stanzas === 1 ? '' : 's'}`;
     this.key = b64(det('fwknop key', 32));
     this.hmacKey = b64(det('fwknop hmac key', 64));
   }
@@ -75,7 +81,8 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     const conf = join(this.dir, 'fwknopd.conf');
     const access = join(this.dir, 'access.conf');
     // fwknopd wants absolute paths and 0600 files (DESIGN.md, facts).
-    writeFileSync(conf, [`PCAP_INTF lo;`, `PCAP_FILTER udp port ${PORT};`, `FWKNOP_RUN_DIR ${run};`, `FWKNOP_PID_FILE ${run}/fwknopd.pid;`, `DIGEST_FILE ${run}/digest.cache;`, ''].join('\n'), { mode: 0o600 });
+    const ours = this.daemon === 'spa-server' ? [`SPA_STATE_DIR ${this.dir}/state;`, `ACCESS_FILE ${access};`] : [];
+    writeFileSync(conf, [`PCAP_INTF lo;`, `PCAP_FILTER udp port ${PORT};`, `FWKNOP_RUN_DIR ${run};`, `FWKNOP_PID_FILE ${run}/fwknopd.pid;`, `DIGEST_FILE ${run}/digest.cache;`, ...ours, ''].join('\n'), { mode: 0o600 });
     const stanza = (key: string, hmac: string): string =>
       [
         'SOURCE ANY',
@@ -90,18 +97,21 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     writeFileSync(access, [...others, stanza(this.key, this.hmacKey)].join('\n'), { mode: 0o600 });
     this.hmacFailLines = 0;
     this.ready = false;
-    const p = spawnTracked('fwknopd', 'fwknopd', ['-f', '-i', 'lo', '-c', conf, '-a', access]);
+    const p =
+      this.daemon === 'fwknopd'
+        ? spawnTracked('fwknopd', 'fwknopd', ['-f', '-i', 'lo', '-c', conf, '-a', access])
+        : spawnTracked('spa-server', process.execPath, [SPA_SERVER_BIN, 'run', '--config', conf]);
     this.proc = p;
     let text = '';
     const onLine = (line: string): void => {
       if (line.includes('HMAC_COMPAREFAIL')) this.hmacFailLines++;
-      else if (line.includes('main event loop')) this.ready = true;
+      else if (line.includes('main event loop') || line.includes('"msg":"started"')) this.ready = true;
       else if (text.length < 4000) text += `${line}\n`;
     };
     onLines(p.child.stdout, onLine);
     onLines(p.child.stderr, onLine);
     const ok = await waitUntil(() => this.ready || !isRunning(p), 10_000, 10);
-    if (!ok || !isRunning(p)) throw new Error(`fwknopd did not start: ${text.trim()}`);
+    if (!ok || !isRunning(p)) throw new Error(`${this.daemon} did not start: ${text.trim()}`);
   }
 
   knock(i: number): Promise<number> {
@@ -117,7 +127,9 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     const r = await stopTracked(p, 'SIGTERM', 5000);
     this.sender.close();
     await new Promise((res) => setTimeout(res, 50));
-    // Each garbage packet it fully examined logs one HMAC failure per stanza.
+    // Each garbage packet fwknopd fully examined logs one HMAC failure per stanza; spa-server
+    // logs rejections rate-limited, so it has no such count.
+    if (this.daemon === 'spa-server') return { seen: undefined, exit: exitText(r), notes: [] };
     return { seen: Math.floor(this.hmacFailLines / this.stanzas), exit: exitText(r), notes: [] };
   }
 }

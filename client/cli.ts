@@ -2,10 +2,10 @@
 import { homedir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { UserError, describeError, exitCodeOf, EXIT_OK, EXIT_USAGE } from '../src/errors.js';
+import { SystemError, UserError, describeError, exitCodeOf, EXIT_OK, EXIT_USAGE } from '../src/errors.js';
 import type { Readable, Writable } from 'node:stream';
 import { parseAccess, dedupeAccess, accessText, type Access } from '../src/net/access.js';
-import { parseAddressOrThrow, type Address } from '../src/net/address.js';
+import { parseAddress, type Address } from '../src/net/address.js';
 import { parseSequence } from '../src/config/sequence.js';
 import type { KnockPort } from '../src/config/types.js';
 import { DEFAULT_PORT } from '../src/protocol/constants.js';
@@ -17,8 +17,11 @@ import { runSequence } from './sequence.js';
 import { defaultConfigFile, loadProfileConfig } from './config-file.js';
 import { lookupProfile, MAX_DELAY_MS } from './profile.js';
 import { firstTcp, planKnock, type KnockFlags, type KnockPlan } from './plan.js';
-import { connectWhenOpen, DEFAULT_WAIT_MS } from './wait.js';
+import { connectWhenOpen, DEFAULT_WAIT_MS, type Connected } from './wait.js';
 import { relay } from './proxy.js';
+import { natHint, type AllowChoice } from './nat-advice.js';
+import { parseStunServer, type StunServer } from './stun-servers.js';
+import { runFwknopKnock, wantsNamedConfig } from './fwknop-knock.js';
 
 export interface ClientIo {
   stdout(s: string): void;
@@ -85,8 +88,21 @@ function parseTimeout(s: string): number {
 }
 
 function parseAllowIp(s: string): string {
-  if (s.toLowerCase() === 'auto') return 'auto';
-  return parseAddressOrThrow(s, '--allow-ip').text;
+  const w = s.toLowerCase();
+  if (w === 'auto' || w === 'source') return w;
+  if (!parseAddress(s)) throw new UserError('address.parse', `--allow-ip: expected an IPv4 or IPv6 address, auto or source, got ${JSON.stringify(s)}`);
+  return s;
+}
+
+function collectStun(s: string, prev: StunServer[] | 'none' | undefined): StunServer[] | 'none' {
+  if (s.toLowerCase() === 'none') {
+    if (prev !== undefined && prev !== 'none') throw new InvalidArgumentError('none cannot be given with a server');
+    return 'none';
+  }
+  if (prev === 'none') throw new InvalidArgumentError('none cannot be given with a server');
+  const r = parseStunServer(s);
+  if (typeof r === 'string') throw new InvalidArgumentError(r);
+  return [...(prev ?? []), r];
 }
 
 const KNOCK_HELP = `
@@ -96,6 +112,14 @@ server opens the requested ports for your address; nothing ever answers.
 With --sequence (or a profile with a Sequence and no Key) it knocks a classic
 knockd port sequence instead: one SYN per TCP port, one datagram per UDP port.
 
+Behind a NAT: the knock signs the address to open for. By default (auto) that is
+the source address toward HOST; when it is private (RFC 1918, CGNAT, ULA...) and
+HOST is not on that same private network, spa-knock first asks STUN servers
+(--stun, the profile's StunServer, else stun.l.google.com, stun.cloudflare.com)
+for the public address, within 1 s, and signs that; none answering: exit 2,
+nothing sent. --allow-ip source signs "the address this knock arrives from"
+instead (the door must say spa_allow_source = yes).
+
 Examples:
   spa-knock keygen --id alice                 make ~/.config/spa-knock/alice.key
   spa-knock web1.example.org --key alice --server-key /etc/spa/server.pub
@@ -103,8 +127,11 @@ Examples:
   spa-knock web1 --key alice --server-key server.pub --dry-run
   spa-knock web1                              everything from web1's profile
   spa-knock web1 --wait -v && ssh web1        knock, then wait for tcp/22 to answer
+  spa-knock web1 --stun stun.example.org      behind a NAT, ask your own STUN server
   spa-knock old1 --sequence 7000,8000:udp,9000 --delay 100
   ssh -o ProxyCommand='spa-knock proxy %h %p' web1
+  spa-knock --named-config box                a fwknop packet from [box] of ~/.fwknoprc
+                                              (for fwknopd; --named-config x --help)
 
 Files:
   $SPA_KNOCK_HOME, else $XDG_CONFIG_HOME/spa-knock, else ~/.config/spa-knock
@@ -112,14 +139,16 @@ Files:
       append to the server's authorized-keys file)
   that directory's config
       per-host profiles in ssh_config's syntax: Host patterns, then HostName,
-      Key, ServerKey, Port, Access, AllowIP, Sequence, Delay, AddressFamily;
+      Key, ServerKey, Port, Access, AllowIP, StunServer, Sequence, Delay,
+      AddressFamily;
       the first value found for a keyword wins, flags win over the file
       (see spa-knock(1))
 
 Exit status:
   0 sent (or shown, with --dry-run; with --wait: and the port answered);
   1 the system failed (network, I/O, --wait timed out);
-  2 a usage, profile, key or name-resolution mistake
+  2 a usage, profile, key or name-resolution mistake, or behind a NAT no STUN
+    server answered (nothing was sent)
 `;
 
 const PROXY_HELP = `
@@ -146,7 +175,8 @@ function addKnockOptions(c: Command, home: string): Command {
     .option('-s, --server-key <key-or-file>', "the server's public key: spa1-server-pub:... text, or a file such as server.pub")
     .option('-p, --port <n>', `server UDP port (default: ${DEFAULT_PORT})`, parsePort)
     .addOption(new Option('-A, --access <proto/port>', 'access to ask for, repeatable').argParser(collectAccess).default([] as Access[], "the profile's Access, else tcp/22"))
-    .option('-a, --allow-ip <ip>', 'address to open for, or auto (default: the source address the kernel uses to reach HOST)', parseAllowIp)
+    .option('-a, --allow-ip <ip>', 'address to open for: auto (default: the source address toward HOST, or behind a NAT the public one STUN reports), source (the address the knock arrives from), or an address', parseAllowIp)
+    .option('--stun <host[:port]>', 'STUN server auto asks behind a NAT, repeatable; none: ask no one (default: the profile\'s StunServer, else a built-in public list)', collectStun)
     .addOption(new Option('-4', 'use IPv4 only').conflicts('6'))
     .addOption(new Option('-6', 'use IPv6 only'))
     .option('--sequence <ports>', 'knock a classic knockd sequence instead: PORT[:tcp|udp],... such as 7000,8000:udp,9000', parseSequenceFlag)
@@ -163,16 +193,28 @@ function flagsOf(o: Record<string, unknown>): KnockFlags {
     port: o['port'] as number | undefined,
     access: dedupeAccess(o['access'] as Access[]),
     allowIp: o['allowIp'] as string | undefined,
+    stun: o['stun'] as StunServer[] | 'none' | undefined,
     family: o['4'] ? 4 : o['6'] ? 6 : undefined,
     sequence: o['sequence'] as KnockPort[] | undefined,
     delayMs: o['delay'] as number | undefined,
   };
 }
 
-/** Knocks as planned (SPA or sequence); returns the address knocked. */
-async function knockPlan(plan: KnockPlan, dryRun: boolean, verbose: boolean, io: ClientIo): Promise<Address> {
-  if (plan.kind === 'sequence') return (await runSequence(plan, { dryRun, verbose }, io)).target;
-  return (await runKnock({ plan, dryRun, verbose }, io)).target;
+/** Knocks as planned (SPA or sequence); returns the address knocked and, for SPA, how the allow address was chosen. */
+async function knockPlan(plan: KnockPlan, dryRun: boolean, verbose: boolean, io: ClientIo): Promise<{ target: Address; allow?: AllowChoice }> {
+  if (plan.kind === 'sequence') return { target: (await runSequence(plan, { dryRun, verbose }, io)).target };
+  return runKnock({ plan, dryRun, verbose }, io);
+}
+
+/** connectWhenOpen, with the NAT hint on a second line when an SPA door stayed shut. */
+async function connectAfterKnock(host: string, k: { target: Address; allow?: AllowChoice }, port: number, timeoutMs: number, io: ClientIo): Promise<Connected> {
+  try {
+    return await connectWhenOpen(host, k.target, port, timeoutMs, io.nowMs);
+  } catch (e) {
+    const hint = e instanceof SystemError && k.allow ? natHint(k.allow) : undefined;
+    if (hint) throw new SystemError((e as SystemError).code, `${(e as SystemError).message}\nspa-knock: ${hint}`, { cause: e });
+    throw e;
+  }
 }
 
 function planFor(host: string, o: Record<string, unknown>, io: ClientIo, home: string, defaultAccess: readonly Access[]): KnockPlan {
@@ -186,6 +228,8 @@ function planFor(host: string, o: Record<string, unknown>, io: ClientIo, home: s
 }
 
 export async function main(argv: readonly string[], io: ClientIo): Promise<number> {
+  // fwknop's ~/.fwknoprc stanzas (issue 14): their own options, client/fwknop-knock.ts.
+  if (wantsNamedConfig(argv)) return runFwknopKnock(argv, io);
   const home = clientHome(io.env, io.homedir);
   const program = new Command('spa-knock');
   program
@@ -197,7 +241,7 @@ export async function main(argv: readonly string[], io: ClientIo): Promise<numbe
     .argument('<host>', 'server name or address (IPv4, IPv6, [IPv6]), or a Host of the profile file');
   addKnockOptions(program, home)
     .option('-w, --wait', 'after the knock, wait until the first tcp access answers (see --timeout)')
-    .addOption(new Option('-n, --dry-run', 'print what would be sent (summary and hex) and send nothing').conflicts('wait'))
+    .addOption(new Option('-n, --dry-run', 'print what would be sent (summary and hex) and send nothing to HOST (behind a NAT, auto still asks STUN)').conflicts('wait'))
     .addHelpText('after', KNOCK_HELP)
     .action(async (host: string, o: Record<string, unknown>) => {
       const plan = planFor(host, o, io, home, [{ proto: 'tcp', port: 22 }]);
@@ -207,12 +251,12 @@ export async function main(argv: readonly string[], io: ClientIo): Promise<numbe
         waitFor = firstTcp(plan.access);
         if (!waitFor) throw new UserError('usage', `--wait: no tcp access to wait for (give -A tcp/PORT)`);
       }
-      const target = await knockPlan(plan, Boolean(o['dryRun']), verbose, io);
+      const k = await knockPlan(plan, Boolean(o['dryRun']), verbose, io);
       if (waitFor) {
         const timeoutMs = Math.round(((o['timeout'] as number | undefined) ?? DEFAULT_WAIT_MS / 1000) * 1000);
-        const c = await connectWhenOpen(host, target, waitFor.port, timeoutMs, io.nowMs);
+        const c = await connectAfterKnock(host, k, waitFor.port, timeoutMs, io);
         c.socket.destroy();
-        if (verbose) io.stderr(`spa-knock: ${host} (${target.text}) ${accessText(waitFor)} answered after ${c.elapsedMs} ms\n`);
+        if (verbose) io.stderr(`spa-knock: ${host} (${k.target.text}) ${accessText(waitFor)} answered after ${c.elapsedMs} ms\n`);
       }
     });
 
@@ -231,10 +275,10 @@ export async function main(argv: readonly string[], io: ClientIo): Promise<numbe
       if (!input || !output) throw new Error('proxy needs byte streams for stdin and stdout');
       const plan = planFor(host, o, io, home, [{ proto: 'tcp', port }]);
       const verbose = Boolean(o['verbose']);
-      const target = await knockPlan(plan, false, verbose, io);
+      const k = await knockPlan(plan, false, verbose, io);
       const timeoutMs = Math.round(((o['timeout'] as number | undefined) ?? DEFAULT_WAIT_MS / 1000) * 1000);
-      const c = await connectWhenOpen(host, target, port, timeoutMs, io.nowMs);
-      if (verbose) io.stderr(`spa-knock: ${host} (${target.text}) tcp/${port} answered after ${c.elapsedMs} ms; relaying\n`);
+      const c = await connectAfterKnock(host, k, port, timeoutMs, io);
+      if (verbose) io.stderr(`spa-knock: ${host} (${k.target.text}) tcp/${port} answered after ${c.elapsedMs} ms; relaying\n`);
       await relay(host, c.socket, input, output);
     });
 

@@ -1,6 +1,6 @@
 // Reads the client's profile file (HOME/config, or -F FILE) and parses it. Shell (reads a file).
 // A missing default file is an empty config; a missing -F file is an error.
-import { readFileSync } from 'node:fs';
+import { FILE_LIMITS, FileReadError, readRegularFile } from '../keys/read-file.js';
 import { join } from 'node:path';
 import { SystemError, UserError } from '../src/errors.js';
 import { emptyProfileConfig, parseProfileConfig, type ProfileConfig } from './profile.js';
@@ -20,14 +20,12 @@ export function loadProfileConfig(given: string | undefined, home: string, homed
   const file = given ?? defaultConfigFile(home);
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file, FILE_LIMITS.config);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && given === undefined) return emptyProfileConfig(file);
-    if (code === 'ENOENT') throw new UserError('file.missing', 'no such file', { file });
-    if (code === 'EACCES') throw new UserError('file.missing', 'permission denied', { file });
-    if (code === 'EISDIR') throw new UserError('file.missing', 'is a directory', { file });
-    throw new SystemError('io', `${file}: ${(e as Error).message}`, { cause: e });
+    if (!(e instanceof FileReadError)) throw e;
+    if (e.failure === 'missing' && given === undefined) return emptyProfileConfig(file);
+    if (e.failure === 'io') throw new SystemError('io', `${file}: ${e.message}`, { cause: e });
+    throw new UserError('file.missing', e.message, { file });
   }
   const r = parseProfileConfig(text, file, { homedir });
   if (r.ok) return r.config;

@@ -3,12 +3,15 @@ import { existsSync } from 'node:fs';
 import { SystemError, UserError } from '../src/errors.js';
 import { toHex } from '../src/bytes.js';
 import { accessText } from '../src/net/access.js';
-import { neverAClient, parseAddressOrThrow, type Address } from '../src/net/address.js';
+import type { Address } from '../src/net/address.js';
 import { encodeKnock } from '../src/protocol/datagram.js';
+import { allowText } from '../src/protocol/body.js';
 import { DATAGRAM_BYTES, MAX_ACCESS, NONCE_BYTES } from '../src/protocol/constants.js';
 import { readClientSecretKey, resolveServerPublicKey } from '../keys/files.js';
-import { localAddressFor, resolveHost, sendDatagram } from './resolve.js';
+import { resolveHost, sendDatagram } from './resolve.js';
 import type { SpaPlan } from './plan.js';
+import { chooseAllow } from './allow.js';
+import { allowOfChoice, allowWarning, type AllowChoice } from './nat-advice.js';
 
 export interface KnockOptions {
   readonly plan: SpaPlan;
@@ -25,7 +28,8 @@ export interface KnockIo {
 
 export interface KnockResult {
   readonly target: Address;
-  readonly allow: Address;
+  /** How the allow address was chosen (for the hint when the door stays shut). */
+  readonly allow: AllowChoice;
   readonly datagram: Uint8Array;
 }
 
@@ -39,15 +43,16 @@ export async function runKnock(o: KnockOptions, io: KnockIo): Promise<KnockResul
   const client = readClientSecretKey(p.keyFile);
   const server = resolveServerPublicKey(p.serverKey);
   const target = await resolveHost(p.target, p.family);
-  const allow = p.allowIp === undefined ? await localAddressFor(target, p.port) : parseAddressOrThrow(p.allowIp, '--allow-ip');
-  const never = neverAClient(allow);
-  if (never) throw new UserError('address.parse', `--allow-ip: ${allow.text} is ${never}, which is never a client's address`);
+  const choice = await chooseAllow(p, target, o.verbose, io);
+  const warning = allowWarning(choice, target);
+  if (warning) io.stderr(`spa-knock: ${warning}\n`);
+  const allow = allowOfChoice(choice);
   const timeSec = Math.floor(io.nowMs() / 1000);
   const datagram = encodeKnock({ client, server, allow, access: p.access, timeSec, nonce: io.random(NONCE_BYTES) });
-  const summary = `knock ${p.host} (${target.text}) udp/${p.port} as ${p.keyId}: allow ${allow.text} ${p.access.map(accessText).join(',')}, ${DATAGRAM_BYTES} bytes`;
+  const summary = `knock ${p.host} (${target.text}) udp/${p.port} as ${p.keyId}: allow ${allowText(allow)} ${p.access.map(accessText).join(',')}, ${DATAGRAM_BYTES} bytes`;
   if (o.dryRun) {
     io.stdout(`${summary} (dry run, not sent)\n${toHex(datagram)}\n`);
-    return { target, allow, datagram };
+    return { target, allow: choice, datagram };
   }
   try {
     await sendDatagram(target, p.port, datagram);
@@ -55,5 +60,5 @@ export async function runKnock(o: KnockOptions, io: KnockIo): Promise<KnockResul
     throw new SystemError('net', `${p.host}: cannot send knock: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
   }
   if (o.verbose) io.stderr(`spa-knock: sent ${summary}\n`);
-  return { target, allow, datagram };
+  return { target, allow: choice, datagram };
 }

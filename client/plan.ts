@@ -4,11 +4,12 @@
 import { join, basename } from 'node:path';
 import type { KnockPort } from '../src/config/types.js';
 import type { Access } from '../src/net/access.js';
-import type { Family } from '../src/net/address.js';
+import { parseAddress, type Address, type Family } from '../src/net/address.js';
 import { UserError } from '../src/errors.js';
 import { DEFAULT_PORT } from '../src/protocol/constants.js';
 import { checkKeyId } from '../keys/format.js';
 import type { Profile } from './profile.js';
+import { DEFAULT_STUN_SERVERS, type StunServer } from './stun-servers.js';
 
 /** Flags as given; undefined / empty: not given. */
 export interface KnockFlags {
@@ -17,8 +18,10 @@ export interface KnockFlags {
   readonly serverKey?: string;
   readonly port?: number;
   readonly access: readonly Access[];
-  /** An address or `auto`. */
+  /** An address, `auto` or `source`, as given. */
   readonly allowIp?: string;
+  /** --stun: servers in order, or none (the word). */
+  readonly stun?: readonly StunServer[] | 'none';
   readonly family?: Family;
   readonly sequence?: readonly KnockPort[];
   readonly delayMs?: number;
@@ -50,8 +53,25 @@ export interface SpaPlan extends Common {
   readonly keyById: boolean;
   readonly serverKey: string;
   readonly port: number;
-  /** undefined: the kernel's source address toward the target. */
-  readonly allowIp: string | undefined;
+  readonly allow: AllowSpec;
+  /** Where `auto` asks for the public address, and who said so (for -v). */
+  readonly stun: StunChoice;
+}
+
+/**
+ * What the knock asks the door to open for. auto: the kernel's source address toward the
+ * server, or, behind a NAT, the public address STUN reports (client/scope.ts says when);
+ * source: whatever address the datagram arrives from (the door must allow it); address: as given.
+ */
+export type AllowSpec =
+  | { readonly kind: 'auto' }
+  | { readonly kind: 'source' }
+  | { readonly kind: 'address'; readonly address: Address; readonly from: '--allow-ip' | 'AllowIP' };
+
+export interface StunChoice {
+  /** Empty with from 'none': discovery is off. */
+  readonly servers: readonly StunServer[];
+  readonly from: '--stun' | 'StunServer' | 'built-in' | 'none';
 }
 
 export interface SequencePlan extends Common {
@@ -94,7 +114,6 @@ export function planKnock(host: string, flags: KnockFlags, profile: Profile, ctx
   }
   const serverKey = flags.serverKey ?? profile.serverKey;
   if (serverKey === undefined) throw new UserError('usage', `no server key for ${host}: use --server-key KEY_OR_FILE`);
-  const allow = flags.allowIp ?? (profile.allowIp === undefined || profile.allowIp === 'auto' ? 'auto' : profile.allowIp.text);
   return {
     ...common,
     kind: 'spa',
@@ -103,8 +122,29 @@ export function planKnock(host: string, flags: KnockFlags, profile: Profile, ctx
     keyById: key.byId,
     serverKey,
     port: flags.port ?? profile.port ?? DEFAULT_PORT,
-    allowIp: allow.toLowerCase() === 'auto' ? undefined : allow,
+    allow: allowOf(flags.allowIp, profile.allowIp),
+    stun: stunOf(flags.stun, profile.stunServers),
   };
+}
+
+function allowOf(flag: string | undefined, profile: Profile['allowIp']): AllowSpec {
+  if (flag !== undefined) {
+    const w = flag.toLowerCase();
+    if (w === 'auto' || w === 'source') return { kind: w };
+    const address = parseAddress(flag);
+    if (!address) throw new UserError('address.parse', `--allow-ip: expected an IPv4 or IPv6 address, auto or source, got ${JSON.stringify(flag)}`);
+    return { kind: 'address', address, from: '--allow-ip' };
+  }
+  if (profile === undefined || profile === 'auto') return { kind: 'auto' };
+  if (profile === 'source') return { kind: 'source' };
+  return { kind: 'address', address: profile, from: 'AllowIP' };
+}
+
+function stunOf(flag: KnockFlags['stun'], profile: Profile['stunServers']): StunChoice {
+  const given = flag ?? profile;
+  if (given === 'none') return { servers: [], from: 'none' };
+  if (given !== undefined && given.length > 0) return { servers: given, from: flag !== undefined ? '--stun' : 'StunServer' };
+  return { servers: DEFAULT_STUN_SERVERS, from: 'built-in' };
 }
 
 /** The access --wait waits for: the first tcp item. */

@@ -9,6 +9,7 @@ import { checkAccessSpec, dedupeAccess, type Access } from '../src/net/access.js
 import { parseAddress, type Address } from '../src/net/address.js';
 import { UserError } from '../src/errors.js';
 import { checkKeyId, keyTypeOf, parseKey } from '../keys/format.js';
+import { parseStunServer, type StunServer } from './stun-servers.js';
 
 export type AddressFamilyName = 'any' | 'inet' | 'inet6';
 
@@ -24,7 +25,9 @@ export interface Profile {
   readonly serverKey?: string;
   readonly port?: number;
   readonly access?: readonly Access[];
-  readonly allowIp?: Address | 'auto';
+  readonly allowIp?: Address | 'auto' | 'source';
+  /** StunServer: servers in order, or none. */
+  readonly stunServers?: readonly StunServer[] | 'none';
   readonly sequence?: readonly KnockPort[];
   readonly delayMs?: number;
   readonly addressFamily?: AddressFamilyName;
@@ -38,7 +41,8 @@ type Setting =
   | { readonly k: 'ServerKey'; readonly line: number; readonly v: string }
   | { readonly k: 'Port'; readonly line: number; readonly v: number }
   | { readonly k: 'Access'; readonly line: number; readonly v: readonly Access[] }
-  | { readonly k: 'AllowIP'; readonly line: number; readonly v: Address | 'auto' }
+  | { readonly k: 'AllowIP'; readonly line: number; readonly v: Address | 'auto' | 'source' }
+  | { readonly k: 'StunServer'; readonly line: number; readonly v: readonly StunServer[] | 'none' }
   | { readonly k: 'Sequence'; readonly line: number; readonly v: readonly KnockPort[] }
   | { readonly k: 'Delay'; readonly line: number; readonly v: number }
   | { readonly k: 'AddressFamily'; readonly line: number; readonly v: AddressFamilyName };
@@ -46,7 +50,7 @@ type Setting =
 export type Keyword = Setting['k'] | 'Host';
 
 /** Every keyword, in the order of spa-knock(1)'s FILES section. */
-export const PROFILE_KEYWORDS: readonly Keyword[] = ['Host', 'HostName', 'Key', 'ServerKey', 'Port', 'Access', 'AllowIP', 'Sequence', 'Delay', 'AddressFamily'];
+export const PROFILE_KEYWORDS: readonly Keyword[] = ['Host', 'HostName', 'Key', 'ServerKey', 'Port', 'Access', 'AllowIP', 'StunServer', 'Sequence', 'Delay', 'AddressFamily'];
 
 export interface HostBlock {
   /** undefined: the lines before the first Host, which apply to every host (as in ssh_config). */
@@ -161,6 +165,8 @@ export function lookupProfile(config: ProfileConfig, host: string): Profile {
     // value (they add up within that entry); later entries cannot add to it. So `Host *`
     // at the end can give a default that a specific entry replaces.
     let accessHere: Access[] | undefined;
+    // StunServer likewise: the lines of the first entry that has any; `none` stands alone.
+    let stunHere: StunServer[] | 'none' | undefined;
     for (const s of b.settings) {
       switch (s.k) {
         case 'HostName':
@@ -183,6 +189,11 @@ export function lookupProfile(config: ProfileConfig, host: string): Profile {
         case 'AllowIP':
           got.allowIp ??= s.v;
           break;
+        case 'StunServer':
+          if (got.stunServers === undefined || stunHere !== undefined) {
+            stunHere = s.v === 'none' || stunHere === 'none' ? 'none' : [...(stunHere ?? []), ...s.v];
+          }
+          break;
         case 'Sequence':
           got.sequence ??= s.v;
           break;
@@ -195,6 +206,7 @@ export function lookupProfile(config: ProfileConfig, host: string): Profile {
       }
     }
     if (accessHere !== undefined) got.access = dedupeAccess(accessHere);
+    if (stunHere !== undefined) got.stunServers = stunHere;
   }
   return { ...got, matchedLines: matched };
 }
@@ -300,9 +312,23 @@ export function parseProfileConfig(text: string, file: string, opts: ParseProfil
         case 'AllowIP': {
           const v = one();
           if (v === undefined) return undefined;
-          if (v.toLowerCase() === 'auto') return { k: keyword, line, v: 'auto' };
+          const w = v.toLowerCase();
+          if (w === 'auto' || w === 'source') return { k: keyword, line, v: w };
           const a = parseAddress(v);
-          return a ? { k: keyword, line, v: a } : `expected an IPv4 or IPv6 address, or auto, got ${JSON.stringify(v)}`;
+          return a ? { k: keyword, line, v: a } : `expected an IPv4 or IPv6 address, auto or source, got ${JSON.stringify(v)}`;
+        }
+        case 'StunServer': {
+          const items = listItems(args);
+          if (items.some((x) => x.toLowerCase() === 'none')) {
+            return items.length === 1 ? { k: keyword, line, v: 'none' } : `none stands alone, got ${JSON.stringify(args.join(' '))}`;
+          }
+          const out: StunServer[] = [];
+          for (const item of items) {
+            const r = parseStunServer(item);
+            if (typeof r === 'string') return r;
+            out.push(r);
+          }
+          return { k: keyword, line, v: out };
         }
         case 'Sequence': {
           const r = parseSequence(listItems(args).join(','));
@@ -326,7 +352,10 @@ export function parseProfileConfig(text: string, file: string, opts: ParseProfil
     const r = read();
     if (r === undefined) return;
     if (typeof r === 'string') return err(`${keyword}: ${r}`);
-    if (r.k !== 'Access') {
+    if (r.k === 'StunServer') {
+      const before = block.settings.find((x) => x.k === 'StunServer');
+      if (before && (before.v === 'none' || r.v === 'none')) return err(`StunServer: none and a server cannot both be set in this ${block.patterns ? 'Host entry' : 'part (before any Host)'} (line ${before.line})`);
+    } else if (r.k !== 'Access') {
       const before = block.settings.find((x) => x.k === r.k);
       if (before) return err(`${keyword}: already set on line ${before.line} in this ${block.patterns ? 'Host entry' : 'part (before any Host)'}`);
     }

@@ -13,6 +13,8 @@ export async function resolveHost(host: string, family: Family | undefined): Pro
     }
     return literal;
   }
+  // Node prints DEP0118 (three lines) for lookup(''): refuse it here, in one line.
+  if (host.trim() === '') throw new UserError('host.resolve', 'empty host name: give a host name or an address');
   try {
     const r = await lookup(host, { family: family ?? 0, verbatim: true });
     const a = parseAddress(r.address);

@@ -1,19 +1,20 @@
 // Key files on disk: read with type and mode checks, write without clobbering. Shell.
-import { closeSync, constants, fchmodSync, fsyncSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fsyncSync, openSync, statSync, writeSync } from 'node:fs';
+import { FILE_LIMITS, FileReadError, readRegularFile } from './read-file.js';
+
+export { FILE_LIMITS, FileReadError, readRegularFile };
 import { UserError, SystemError } from '../src/errors.js';
 import { clientPublicKey, clientSecretKey, serverPublicKey, serverSecretKey, type ClientPublicKey, type ClientSecretKey, type ServerPublicKey, type ServerSecretKey } from '../src/protocol/keys.js';
 import { KEY_TYPES, checkKeyId, keyTypeOf, parseKey, type KeyType } from './format.js';
 import { parseAuthorizedKeys, type AuthorizedEntry, type Problem } from './authorized.js';
 
-function readText(file: string, what: string): string {
+function readText(file: string, what: string, maxBytes = FILE_LIMITS.key): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readRegularFile(file, maxBytes);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError('file.missing', `${what}: no such file`, { file });
-    if (code === 'EACCES') throw new UserError('file.missing', `${what}: permission denied`, { file });
-    if (code === 'EISDIR') throw new UserError('file.missing', `${what}: is a directory`, { file });
-    throw new SystemError('io', `${file}: ${what}: ${(e as Error).message}`, { cause: e });
+    if (!(e instanceof FileReadError)) throw e;
+    if (e.failure === 'io') throw new SystemError('io', `${file}: ${what}: ${e.message}`, { cause: e });
+    throw new UserError('file.missing', `${what}: ${e.message}`, { file });
   }
 }
 
@@ -77,7 +78,7 @@ export function readClientPublicKeyFile(file: string): ClientPublicKey {
 }
 
 export function readAuthorizedKeysFile(file: string): { entries: AuthorizedEntry[]; problems: Problem[] } {
-  return parseAuthorizedKeys(readText(file, 'authorized keys file'), file);
+  return parseAuthorizedKeys(readText(file, 'authorized keys file', FILE_LIMITS.list), file);
 }
 
 /**

@@ -18,6 +18,8 @@ export interface FilterSpec {
   readonly udpPorts: readonly number[];
   /** The tag clause; absent: length and version only (the fallback filter). */
   readonly tags?: TagClause;
+  /** More clauses OR-ed in as they are (the fwknop packet shape, server/fwknop-filter.ts). */
+  readonly extraClauses?: readonly string[];
 }
 
 export interface TagClause {
@@ -46,6 +48,8 @@ const PROTO_UDP = 17;
 const BASE_INSTRUCTIONS = 60;
 const PER_COMPARISON_PER_FAMILY = 2;
 const PER_PORT = 6;
+/** An extra clause (the fwknop shape: port, a length range, four first bytes) compiles to ~15. */
+export const PER_EXTRA_CLAUSE = 30;
 
 /**
  * libpcap 1.10's `udp[...]` indexing compiles for IPv4 only (for IPv6 it silently matches
@@ -70,6 +74,7 @@ export function buildFilter(spec: FilterSpec): string {
   const clauses = [v4, v6];
   for (const q of unique(spec.tcpPorts, 'tcpPorts')) clauses.push(`(tcp dst port ${q})`);
   for (const q of unique(spec.udpPorts, 'udpPorts')) clauses.push(`(udp dst port ${q})`);
+  for (const c of spec.extraClauses ?? []) clauses.push(c);
   return clauses.join(' or ');
 }
 
@@ -88,7 +93,7 @@ function tagChecks(t: TagClause, at: (datagramOffset: number) => string): string
 export function estimateInstructions(spec: FilterSpec): number {
   const comparisons = spec.tags ? new Set(spec.tags.tagPrefixes).size + new Set(spec.tags.noncePrefixes).size : 0;
   const ports = new Set(spec.tcpPorts).size + new Set(spec.udpPorts).size;
-  return BASE_INSTRUCTIONS + 2 * PER_COMPARISON_PER_FAMILY * comparisons + PER_PORT * ports;
+  return BASE_INSTRUCTIONS + 2 * PER_COMPARISON_PER_FAMILY * comparisons + PER_PORT * ports + PER_EXTRA_CLAUSE * (spec.extraClauses?.length ?? 0);
 }
 
 /** The epochs a tag filter carries: [first, last]. */

@@ -8,6 +8,7 @@ import { runProgram } from '../client/cli.js';
 import { formatProblem, loadRuntime } from './runtime.js';
 import { askDaemon, type GrantView } from './control.js';
 import { closeFromJournal, statusFromJournal } from './offline.js';
+import { readJournalReport } from './state.js';
 import { runDaemon } from './run.js';
 import { captureUnavailable } from './capture.js';
 
@@ -68,10 +69,15 @@ Prints the server public key (also in DIR/server.pub); give it to clients
       }
       for (const w of runtime.warnings) io.stderr(`spa-server: warning: ${formatProblem(w)}\n`);
       const c = runtime.config;
+      for (const w of stateWarnings(c.options.stateDir)) io.stderr(`spa-server: warning: ${w}\n`);
       // Whatever run refuses, check refuses: libpcap mode without cap installed.
       const noCapture = c.options.udpSocket ? undefined : captureUnavailable();
       if (noCapture !== undefined) throw new SystemError('capture', noCapture);
-      io.stdout(`${o.config}: OK: ${c.doors.length} door${c.doors.length === 1 ? '' : 's'} (${c.doors.map((d) => `${d.name}: ${d.kind}`).join(', ')}), ${runtime.clients.length} authorized key${runtime.clients.length === 1 ? '' : 's'}\n`);
+      // fwknop stanzas (issue 14; their warnings are among the runtime's): their count.
+      const n = runtime.fwknop?.stanzas.length ?? 0;
+      const fw = runtime.fwknop ? `${n} fwknop stanza${n === 1 ? '' : 's'} from ${runtime.fwknop.accessFiles.join(', ')}` : '';
+      if (runtime.fwknop && c.doors.length === 0) return void io.stdout(`${o.config}: OK: ${fw}, udp/${c.options.spaPort}\n`);
+      io.stdout(`${o.config}: OK: ${c.doors.length} door${c.doors.length === 1 ? '' : 's'} (${c.doors.map((d) => `${d.name}: ${d.kind}`).join(', ')}), ${runtime.clients.length} authorized key${runtime.clients.length === 1 ? '' : 's'}${fw ? `, ${fw}` : ''}\n`);
     });
 
   program
@@ -114,6 +120,16 @@ Prints the server public key (also in DIR/server.pub); give it to clients
   return program;
 }
 
+/** Damaged state records (the daemon logs the same at start); check reports them, run goes on. */
+function stateWarnings(stateDir: string): string[] {
+  try {
+    const r = readJournalReport(stateDir);
+    return r.damaged.map((line) => `${r.file}:${line}: damaged record (failed its checksum); an opening it held may still be open`);
+  } catch (e) {
+    return [(e as Error).message];
+  }
+}
+
 function stateDirOf(configFile: string): string {
   const { runtime, problems } = loadRuntime(configFile);
   if (!runtime) throw new UserError('config', problems.map(formatProblem).join('\n'));
@@ -148,6 +164,11 @@ Files:
   StateDir/replay.log        accepted nonces (single use, survives kill -9)
   StateDir/openings.journal  open rules, closed at start if they expired while down
   StateDir/control.sock      for spa-server status and close
+  StateDir/lock              held by the running daemon (one daemon per StateDir)
+
+Trust: the config, ServerKey, spa_keys and one_time_sequences files and StateDir
+(and every directory above them) must be owned by root or the daemon's user and
+not group/world-writable; StateDir is created mode 0700.
 
 Exit status:
   0 stopped by a signal; 1 the system failed (capture, state directory);

@@ -1,9 +1,10 @@
 // The running server: packets in, decisions out, effects carried out in order
 // (persist replay -> journal -> open -> schedule close), one log line per decision. Shell.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { SystemError, UserError } from '../src/errors.js';
 import { commandsFor } from '../src/config/commands.js';
-import { accessText } from '../src/net/access.js';
+import { accessText, type Access } from '../src/net/access.js';
 import { DATAGRAM_BYTES, VERSION } from '../src/protocol/constants.js';
 import { verifyDatagram, type VerifyContext } from '../src/protocol/datagram.js';
 import { ReplayGuard } from '../src/protocol/replay.js';
@@ -13,10 +14,10 @@ import { chooseDoor } from './core/policy.js';
 import { GrantTable, SEQUENCE_ID, grantKey, openingOf, type Grant } from './core/grants.js';
 import { RateLimiter } from './core/rate-limit.js';
 import { protectedAccess, type Backend, type Step } from './firewall/index.js';
-import { applyAll } from './firewall/run.js';
+import { applyAll, runArgv } from './firewall/run.js';
 import type { Logger } from './log.js';
 import { closingBackend, formatProblem, loadRuntime, type Runtime } from './runtime.js';
-import { Journal, ReplayStore, readJournal } from './state.js';
+import { Journal, REPLAY_FILE, ReplayStore, readJournalReport } from './state.js';
 import type { PacketSource } from './udp-source.js';
 import { openUdpSource } from './udp-source.js';
 import { SequenceEngine } from './sequences.js';
@@ -24,6 +25,10 @@ import { openPcapSource } from './pcap-source.js';
 import { captureUnavailable } from './capture.js';
 import { serveControl, viewOf, type GrantView } from './control.js';
 import type { Server } from 'node:net';
+import { checkTrustedPath } from './trust.js';
+import { LOCK_FILE, lockStateDir, type StateLock } from './lock.js';
+import { FwknopHandler } from './fwknop-handler.js';
+import { fwknopFilterClause } from './fwknop-filter.js';
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -40,6 +45,8 @@ const SECOND = 1000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A close whose command failed is tried again after this long. */
 const CLOSE_RETRY_MS = 30 * SECOND;
+/** How often the base rules (protect = yes) are checked for and reinstalled if gone. */
+const FIREWALL_CHECK_MS = 10 * SECOND;
 /** Sequence-door openings held at once (each completed knock holds one until its stop runs). */
 const MAX_SEQUENCE_GRANTS = 1024;
 
@@ -61,10 +68,15 @@ export class Daemon {
   private sequences: SequenceEngine | undefined;
   private intervals: NodeJS.Timeout[] = [];
   private lastShed = 0;
+  private checkingFirewall = false;
+  private lastKernelDrops = 0;
   private stopping = false;
   private control: Server | undefined;
+  private lock: StateLock | undefined;
   readonly counters = { accepted: 0, rejected: 0 };
   private sequenceOpens = 0;
+  /** fwknop stanzas (issue 14); undefined without any. */
+  private fwknop: FwknopHandler | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     this.nowMs = opts.nowMs ?? Date.now;
@@ -72,7 +84,7 @@ export class Daemon {
   }
 
   private load(): Runtime {
-    const { runtime, problems } = loadRuntime(this.opts.configFile);
+    const { runtime, problems } = loadRuntime(this.opts.configFile, { udp: this.opts.udp, iface: this.opts.iface });
     if (!runtime) throw new UserError('config', problems.map(formatProblem).join('\n'));
     return runtime;
   }
@@ -90,11 +102,8 @@ export class Daemon {
     const o = this.runtime.config.options;
     const nowMs = this.nowMs();
     const nowSec = Math.floor(nowMs / SECOND);
-    try {
-      mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
-    } catch (e) {
-      throw new UserError('config', `StateDir: cannot create ${o.stateDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const ranBefore = this.openStateDir(o.stateDir);
+    const replayHeld = fileHasBytes(join(o.stateDir, REPLAY_FILE));
     this.tags = new TagTable(o.windowSec);
     this.tags.setClients(this.runtime.clients, nowSec);
     this.replay = new ReplayGuard(o.windowSec, o.replayPerClient, o.replayTotal);
@@ -104,8 +113,18 @@ export class Daemon {
       this.log.warn({ file: this.replayStore.file, floor: loaded.legacyFloor }, 'replay.log was in the 0.1 format (one guard for all keys); converted: every knock timestamped at or before its newest entry is refused');
     }
     if (loaded.skipped > 0) this.log.warn({ file: this.replayStore.file, skipped: loaded.skipped }, 'replay.log: damaged lines dropped');
+    // Fail closed (issue 12, item 6): a replay log that a daemon has used (StateDir/lock is
+    // there) but that is now missing, emptied or damaged may have held knocks still in their
+    // window. Refuse every knock stamped at or before now; clients' new knocks work at once.
+    if ((ranBefore && !replayHeld) || loaded.skipped > 0) {
+      this.replay.raiseFloor(nowSec);
+      this.replayStore.compact(this.replay);
+      this.log.warn({ file: this.replayStore.file, floor: nowSec, reason: loaded.skipped > 0 ? 'damaged' : 'missing or empty' }, 'replay state lost: every knock stamped at or before the start is refused');
+    }
+    const fw = this.runtime.fwknop;
+    this.fwknop = fw ? FwknopHandler.open(fw, o.stateDir, this.log, (door, id, addr, access, untilMs) => this.grantFwknop(door, id, addr, access, untilMs), this.nowMs) : undefined;
     await this.recoverJournal(nowMs);
-    await this.setupBackends();
+    await this.setupBackends(true);
     this.sequences = await SequenceEngine.create(this.runtime.config, this.log, (door, addr) => this.grantSequence(door, addr), this.opts.iface);
 
     this.source = await this.openSource();
@@ -115,6 +134,7 @@ export class Daemon {
     });
     this.intervals.push(
       setInterval(() => this.tick(), 5 * SECOND),
+      setInterval(() => void this.checkFirewall(), FIREWALL_CHECK_MS),
       setInterval(() => this.reportSuppressed(), 10 * SECOND),
     );
     this.log.info(
@@ -131,6 +151,24 @@ export class Daemon {
     );
   }
 
+  /**
+   * Creates StateDir 0700 if missing, checks it again (it may have been made between `check`
+   * and now), and takes its lock: one daemon per StateDir. Returns whether a daemon had used
+   * this StateDir before (its lock file was there).
+   */
+  private openStateDir(dir: string): boolean {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new UserError('config', `StateDir: cannot create ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const wrong = checkTrustedPath(dir, 'dir', { noLink: true });
+    if (wrong) throw new UserError('config', `${this.opts.configFile}: StateDir: not trusted: ${wrong}`);
+    const ranBefore = existsSync(join(dir, LOCK_FILE));
+    this.lock = lockStateDir(dir);
+    return ranBefore;
+  }
+
   private udpMode(): boolean {
     return Boolean(this.opts.udp || this.runtime.config.options.udpSocket);
   }
@@ -138,7 +176,7 @@ export class Daemon {
   /** What the capture depends on; a reload that changes it reopens the capture. */
   private sourceKey(): string {
     const o = this.runtime.config.options;
-    if (this.udpMode()) return `udp ${o.spaPort}`;
+    if (this.udpMode()) return `udp ${o.udpListen?.text ?? '*'} ${o.spaPort} ${o.udpBufferMb}`;
     return `pcap ${this.opts.iface ?? o.interface ?? 'eth0'} ${o.spaPort} ${o.pcapBufferMb} tcp:${this.sequences?.ports('tcp').join(',')} udp:${this.sequences?.ports('udp').join(',')}`;
   }
 
@@ -147,16 +185,21 @@ export class Daemon {
     const onFrame = (f: Frame): void => this.handleFrame(f);
     this.openedSourceKey = this.sourceKey();
     if (this.udpMode()) {
-      if (this.runtime.config.doors.some((d) => d.kind === 'sequence')) {
-        this.log.warn({ doors: this.runtime.config.doors.filter((d) => d.kind === 'sequence').map((d) => d.name) }, 'sequence doors need libpcap; they are not active in UDP socket mode');
+      this.lastKernelDrops = 0; // a new socket counts from zero
+      const src = await openUdpSource(o.spaPort, onFrame, o.udpListen, o.udpBufferMb * 1024 * 1024);
+      // Linux reports twice what it grants (the doubling covers its own bookkeeping).
+      const grantedMb = src.bufferBytes === undefined ? undefined : src.bufferBytes / 2 / 1024 / 1024;
+      if (grantedMb !== undefined && grantedMb < o.udpBufferMb) {
+        this.log.warn({ askedMb: o.udpBufferMb, grantedMb: Math.round(grantedMb * 100) / 100 }, 'UDP receive buffer capped by net.core.rmem_max; raise it (sysctl) or a flood loses knocks');
       }
-      return openUdpSource(o.spaPort, onFrame);
+      return src;
     }
     return openPcapSource({
       iface: this.opts.iface ?? o.interface ?? 'eth0',
       spaPort: o.spaPort,
       datagramBytes: DATAGRAM_BYTES,
       version: VERSION,
+      extraClauses: this.runtime.fwknop ? [fwknopFilterClause(o.spaPort)] : [],
       tcpPorts: this.sequences?.ports('tcp') ?? [],
       udpPorts: this.sequences?.ports('udp') ?? [],
       bufferBytes: o.pcapBufferMb * 1024 * 1024,
@@ -189,13 +232,23 @@ export class Daemon {
 
   /** Journal entries left by a previous run: close those past their time, re-arm the rest. */
   private async recoverJournal(nowMs: number): Promise<void> {
-    const left = readJournal(this.runtime.config.options.stateDir);
+    const read = readJournalReport(this.runtime.config.options.stateDir);
+    const left = read.grants;
+    // Not a torn last record (expected after a crash): something changed the file. A stop
+    // command it held is lost; say so loudly, the records that check out are still used.
+    if (read.damaged.length > 0) this.log.error({ file: read.file, lines: read.damaged.slice(0, 20), count: read.damaged.length }, 'journal damaged: records failed their check; rules they held may still be open');
     this.journal = new Journal(this.runtime.config.options.stateDir);
-    this.journal.compact(left);
+    this.journal.compact(left, read.unsure);
     for (const g of left) {
       this.grants.set(g);
+      const fields = { door: g.door, id: g.id, addr: g.addr.text, access: g.access ? accessText(g.access) : undefined };
       if (g.untilMs <= nowMs) {
-        this.log.info({ door: g.door, id: g.id, addr: g.addr.text, access: g.access ? accessText(g.access) : undefined }, 'closing rule that expired while down');
+        this.log.info(fields, 'closing rule that expired while down');
+        await this.close(grantKey(g));
+      } else if (read.unsure.has(grantKey(g))) {
+        // Its start was cut off (the daemon died while it ran): it may have done part of its
+        // work. Close it now, so the firewall and status agree; the client knocks again.
+        this.log.info(fields, 'closing rule whose start did not finish before the daemon stopped');
         await this.close(grantKey(g));
       } else {
         this.armClose(g);
@@ -203,7 +256,12 @@ export class Daemon {
     }
   }
 
-  private async setupBackends(): Promise<void> {
+  /**
+   * Installs each built-in backend's base rules. At start (`fatal`), a backend that cannot
+   * install a door's `protect = yes` stops the daemon: a door must not run as if protected
+   * while its port is exposed (systemd's Restart= tries again). On a reload it is logged.
+   */
+  private async setupBackends(fatal = false): Promise<void> {
     const seen = new Set<Backend>();
     for (const door of this.runtime.config.doors) {
       const b = this.runtime.backends.get(door.name);
@@ -211,8 +269,52 @@ export class Daemon {
       seen.add(b);
       const doors = this.runtime.config.doors.flatMap((d) => (d.kind === 'spa' && this.runtime.backends.get(d.name) === b ? [{ door: d.name, protect: d.protect, access: d.access }] : []));
       const r = await applyAll(b.setup(doors));
-      if (!r.ok) this.log.error({ backend: b.name, error: r.message }, 'firewall setup failed');
-      else this.log.info({ backend: b.name, doors: doors.map((d) => d.door), protect: protectedAccess(doors).map(accessText) }, 'firewall set up');
+      if (!r.ok) {
+        this.log.error({ backend: b.name, error: r.message }, 'firewall setup failed');
+        const guarded = doors.filter((d) => d.protect).map((d) => d.door);
+        if (fatal && guarded.length > 0) throw new SystemError('command', `firewall ${b.name}: cannot install protect = yes for ${guarded.map((d) => `[${d}]`).join(', ')}: ${r.message}`);
+      } else this.log.info({ backend: b.name, doors: doors.map((d) => d.door), protect: protectedAccess(doors).map(accessText) }, 'firewall set up');
+    }
+    // fwknop stanzas' doors: base rules of their shared backend (CMD_CYCLE backends have none).
+    const fw = this.runtime.fwknop;
+    const fb = fw ? this.runtime.backends.get(fw.doors[0] ?? '') : undefined;
+    if (fw && fb && !seen.has(fb)) {
+      const r = await applyAll(fb.setup(fw.doors.filter((d) => this.runtime.backends.get(d) === fb).map((door) => ({ door, protect: false, access: [] }))));
+      if (!r.ok) this.log.error({ backend: fb.name, error: r.message }, 'firewall setup failed');
+    }
+  }
+
+  /**
+   * Issue 12, item 10: after `nft flush ruleset` (or another tool's reload) the protected
+   * ports were exposed until a restart. Each backend that can say whether its base rules are
+   * in place is asked; rules found gone are reinstalled, with a log line either way.
+   */
+  private async checkFirewall(): Promise<void> {
+    if (this.stopping || this.checkingFirewall) return;
+    this.checkingFirewall = true;
+    try {
+      const seen = new Set<Backend>();
+      for (const door of this.runtime.config.doors) {
+        const b = this.runtime.backends.get(door.name);
+        if (door.kind !== 'spa' || !b?.installed || seen.has(b)) continue;
+        seen.add(b);
+        const doors = this.runtime.config.doors.flatMap((d) => (d.kind === 'spa' && this.runtime.backends.get(d.name) === b ? [{ door: d.name, protect: d.protect, access: d.access }] : []));
+        const probe = b.installed(doors);
+        const r = await runArgv(probe.argv);
+        if (r.ok) continue;
+        if (r.failure !== 'exit' || r.code === null || !probe.absentCodes.includes(r.code)) {
+          this.log.error({ backend: b.name, error: r.stderr }, 'firewall check failed');
+          continue;
+        }
+        this.log.warn({ backend: b.name, doors: doors.map((d) => d.door), protect: protectedAccess(doors).map(accessText) }, 'firewall rules gone (flushed?); reinstalling');
+        const s = await applyAll(b.setup(doors));
+        if (s.ok) this.log.info({ backend: b.name }, 'firewall rules reinstalled');
+        else this.log.error({ backend: b.name, error: s.message }, 'firewall reinstall failed');
+      }
+    } catch (e) {
+      this.log.error({ error: (e as Error).message }, 'firewall check failed');
+    } finally {
+      this.checkingFirewall = false;
     }
   }
 
@@ -223,8 +325,10 @@ export class Daemon {
   /** The per-packet entry point. Synchronous: decides and queues effects; never throws. */
   handleFrame(f: Frame): void {
     try {
-      if (f.proto === 'udp' && f.dstPort === this.runtime.config.options.spaPort) this.handleSpa(f);
-      else this.sequences?.hit(f, this.nowMs());
+      if (f.proto === 'udp' && f.dstPort === this.runtime.config.options.spaPort) {
+        // A fwknop packet is base64 text; a v1 datagram starts with 0x01, which is not.
+        if (!this.fwknop?.handle(f)) this.handleSpa(f);
+      } else this.sequences?.hit(f, this.nowMs());
     } catch (e) {
       this.log.error({ err: e }, 'packet handling failed');
     }
@@ -258,6 +362,12 @@ export class Daemon {
     );
   }
 
+  /** A fwknop stanza accepted a packet: the usual grant path (issue 14). */
+  private grantFwknop(door: string, id: string, addr: Grant['addr'], access: readonly Access[], untilMs: number): void {
+    this.counters.accepted++;
+    for (const eff of this.grants.plan(door, id, addr, access, untilMs)) this.grant(eff.grant, eff.kind);
+  }
+
   private reject(reason: string, f: Frame, id: string | undefined, nowMs: number): void {
     this.counters.rejected++;
     if (this.rejectLog.take(reason, nowMs)) this.log.info({ reason, src: f.src.text, id }, 'rejected');
@@ -281,7 +391,7 @@ export class Daemon {
     }
     this.grants.set(g);
     this.armClose(g);
-    if (!backend || !g.access) return;
+    if (!backend || !g.access) return this.journalStarted(g); // nothing to run: started
     const opening = openingOf(g, this.nowMs());
     const steps: Step[] = kind === 'open' ? backend.open(opening) : backend.extend(opening);
     this.chain(key, async () => {
@@ -289,7 +399,10 @@ export class Daemon {
       // close, has nothing left to extend.
       if (kind === 'extend' && this.grants.get(key) !== g) return;
       const r = await applyAll(steps);
-      if (r.ok) return;
+      if (r.ok) {
+        this.journalStarted(g);
+        return;
+      }
       this.log.error({ door: g.door, id: g.id, addr: g.addr.text, access: accessText(g.access!), error: r.message }, kind === 'open' ? 'open failed' : 'extend failed');
       // Nothing was opened: the journal must not claim it. Unless a later knock's extend is
       // queued behind this (it owns the grant now, and will ensure the rule itself).
@@ -333,12 +446,22 @@ export class Daemon {
         try {
           const r = await applyAll(b.open(openingOf(g, this.nowMs())));
           if (!r.ok) this.log.error({ door, addr: addr.text, error: r.message }, 'open failed');
+          else if (this.grants.get(key) === g) this.journalStarted(g);
           ok = r.ok;
         } finally {
           resolve(ok);
         }
       });
     });
+  }
+
+  /** Journals that g's start finished (best effort: without it a restart closes g early, never late). */
+  private journalStarted(g: Grant): void {
+    try {
+      this.journal.started(g);
+    } catch (e) {
+      this.log.warn({ error: (e as Error).message, door: g.door, addr: g.addr.text }, 'journal not written (start finished)');
+    }
   }
 
   /** Arms the close of g at g.untilMs; a deadline beyond setTimeout's 24.8 days is reached in steps. */
@@ -407,10 +530,15 @@ export class Daemon {
       this.log.warn({ error: (e as Error).message }, 'replay log compaction failed');
     }
     this.sequences?.expire(nowMs);
+    this.fwknop?.tick(nowMs);
     const s = this.source?.stats();
     if (s && s.shed > this.lastShed) {
       this.log.warn({ received: s.received, frames: s.frames, rejected: s.rejected, shed: s.shed, reopens: s.reopens }, 'capture overloaded: frames dropped undecoded so timers could run');
       this.lastShed = s.shed;
+    }
+    if (s?.kernelDrops !== undefined && s.kernelDrops > this.lastKernelDrops) {
+      this.log.warn({ drops: s.kernelDrops - this.lastKernelDrops, total: s.kernelDrops, received: s.received }, 'UDP socket overflowed: the kernel dropped datagrams (UDPBufferMB, net.core.rmem_max)');
+      this.lastKernelDrops = s.kernelDrops;
     }
   }
 
@@ -424,6 +552,8 @@ export class Daemon {
       return;
     }
     this.runtime = next;
+    if (next.fwknop) this.fwknop?.reconfigure(next.fwknop);
+    if (Boolean(next.fwknop) !== Boolean(this.fwknop)) this.log.warn({}, 'fwknop stanzas added or removed: they take effect at the next start');
     this.tags.setClients(next.clients, Math.floor(this.nowMs() / SECOND));
     this.source?.refresh?.(Math.floor(this.nowMs() / SECOND), true);
     void (this.sequences?.reconfigure(next.config) ?? Promise.resolve())
@@ -457,6 +587,17 @@ export class Daemon {
     await Promise.all([...this.chains.values()]);
     this.log.info({ closed: closeAll, left: this.grants.size, accepted: this.counters.accepted, rejected: this.counters.rejected, capture: this.source?.stats() }, 'stopped');
     this.replayStore.close();
+    this.fwknop?.close();
     this.journal.close();
+    this.lock?.release();
+  }
+}
+
+/** Whether a state file exists with content (a lost or emptied file is not told apart). */
+function fileHasBytes(file: string): boolean {
+  try {
+    return statSync(file).size > 0;
+  } catch {
+    return false;
   }
 }

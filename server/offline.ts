@@ -18,6 +18,7 @@ export interface OfflineClose {
 export async function closeFromJournal(runtime: Runtime, addr: string | undefined): Promise<OfflineClose> {
   const stateDir = runtime.config.options.stateDir;
   const hit = readJournal(stateDir).filter((g) => addr === undefined || g.addr.text === addr);
+  if (hit.length === 0) return { closed: [], failed: [] };
   const journal = new Journal(stateDir);
   const out: OfflineClose = { closed: [], failed: [] };
   try {

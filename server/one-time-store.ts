@@ -1,8 +1,7 @@
 // Reads one_time_sequences files and rewrites them crash-safely after a use. Shell (fs).
 // The rewrite is store.ts's writeFileAtomic (tmp, fsync, rename, fsync of the directory):
 // after a crash at any point the file holds the old list or the new one, never a torn one.
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { FILE_LIMITS, FileReadError, readRegularFile } from '../keys/read-file.js';
 import { SystemError, UserError } from '../src/errors.js';
 import type { KnockPort } from '../src/config/types.js';
 import { writeFileAtomic } from './store.js';
@@ -10,15 +9,7 @@ import { parseOneTimeFile, planOneTimeUse, type OneTimeFile, type OneTimePlan } 
 
 /** Reads and parses a one_time_sequences file; a missing file is a UserError, an unreadable one a SystemError. */
 export async function readOneTimeFile(path: string): Promise<OneTimeFile & { readonly text: string }> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError('file.missing', `one_time_sequences: no such file: ${path}`);
-    throw new SystemError('io', `${path}: cannot read: ${(e as Error).message}`, { cause: e });
-  }
-  return { text, ...parseOneTimeFile(text) };
+  return Promise.resolve().then(() => readOneTimeFileSync(path));
 }
 
 const queues = new Map<string, Promise<unknown>>();
@@ -53,10 +44,9 @@ export function useOneTimeSequence(path: string, used: readonly KnockPort[]): Pr
 export function readOneTimeFileSync(path: string): OneTimeFile & { readonly text: string } {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readRegularFile(path, FILE_LIMITS.list);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError('file.missing', `one_time_sequences: no such file: ${path}`);
+    if (e instanceof FileReadError && e.failure === 'missing') throw new UserError('file.missing', `one_time_sequences: no such file: ${path}`);
     throw new SystemError('io', `${path}: cannot read: ${(e as Error).message}`, { cause: e });
   }
   return { text, ...parseOneTimeFile(text) };
@@ -84,7 +74,7 @@ export function checkOneTimeFile(path: string): { readonly problems: OneTimeChec
     return { problems: f.problems.map((p) => ({ file: path, line: p.line, message: p.message })), remaining: f.entries.length };
   } catch (e) {
     if (e instanceof UserError) return { problems: [{ file: path, message: 'no such file' }], remaining: 0 };
-    if (e instanceof SystemError) return { problems: [{ file: path, message: `cannot read: ${(e.cause as NodeJS.ErrnoException | undefined)?.code ?? e.message}` }], remaining: 0 };
+    if (e instanceof SystemError) return { problems: [{ file: path, message: e.cause instanceof FileReadError ? e.cause.message : e.message }], remaining: 0 };
     throw e;
   }
 }

@@ -7,6 +7,7 @@ import {
   estimateInstructions,
   maxFilterKeys,
   MAX_EXCLUDED_NONCES,
+  PER_EXTRA_CLAUSE,
   planEpochs,
   type EpochRange,
   type FilterSpec,
@@ -42,6 +43,8 @@ export interface PcapSourceOptions {
   readonly version: number;
   readonly tcpPorts: readonly number[];
   readonly udpPorts: readonly number[];
+  /** More filter clauses, OR-ed in (the fwknop shape, server/fwknop-filter.ts). */
+  readonly extraClauses?: readonly string[];
   readonly bufferBytes: number;
   readonly onFrame: (f: Frame) => void;
   /** The capture died (interface gone): the daemon logs it and stops. */
@@ -64,7 +67,7 @@ export function openPcapSource(o: PcapSourceOptions): PcapSource {
   const capture = new Capture();
   capture.onFrame(o.onFrame);
   capture.onError(o.onError);
-  const base: FilterSpec = { spaPort: o.spaPort, datagramBytes: o.datagramBytes, version: o.version, tcpPorts: o.tcpPorts, udpPorts: o.udpPorts };
+  const base: FilterSpec = { spaPort: o.spaPort, datagramBytes: o.datagramBytes, version: o.version, tcpPorts: o.tcpPorts, udpPorts: o.udpPorts, extraClauses: o.extraClauses };
   const kf = o.kernelFilter;
   const filter = kf ? new KernelFilter(base, kf, capture) : undefined;
   capture.open({ iface: o.iface, filter: filter ? filter.initial() : buildFilter(base), kernelBufferBytes: o.bufferBytes });
@@ -103,8 +106,10 @@ class KernelFilter {
     private readonly capture: Capture,
   ) {}
 
+  /** The instruction room the ports and extra clauses take, in ports (bpf.ts's PER_PORT each). */
   private ports(): number {
-    return new Set(this.base.tcpPorts).size + new Set(this.base.udpPorts).size;
+    const extra = Math.ceil((PER_EXTRA_CLAUSE * (this.base.extraClauses?.length ?? 0)) / 6);
+    return new Set(this.base.tcpPorts).size + new Set(this.base.udpPorts).size + extra;
   }
 
   /** The filter to open the capture with. */

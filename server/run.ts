@@ -14,9 +14,28 @@ export interface RunOptions {
 export async function runDaemon(o: RunOptions): Promise<void> {
   const log = createLogger({ pretty: o.pretty, level: o.debug ? 'debug' : 'info' });
   const daemon = new Daemon({ configFile: o.configFile, iface: o.iface, udp: o.udp, log });
-  await daemon.start();
+  // The handlers go in before start(): a SIGTERM that arrives once `started` is logged (a
+  // supervisor that stops at once) must shut down cleanly, not kill the process by default.
+  let started = false;
+  let stopAsked: string | undefined;
+  let stop: (signal: string) => void = (signal) => {
+    stopAsked ??= signal;
+  };
+  const hup = (): void => {
+    if (started) daemon.reload();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', hup);
+  try {
+    await daemon.start();
+  } catch (e) {
+    process.off('SIGHUP', hup);
+    throw e;
+  }
+  started = true;
   await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
+    stop = (signal: string): void => {
       log.info({ signal }, 'stopping');
       process.off('SIGHUP', hup);
       void daemon.shutdown().then(resolve, (e: unknown) => {
@@ -24,9 +43,6 @@ export async function runDaemon(o: RunOptions): Promise<void> {
         resolve();
       });
     };
-    const hup = (): void => daemon.reload();
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', hup);
+    if (stopAsked !== undefined) stop(stopAsked);
   });
 }

@@ -1,6 +1,9 @@
 // The replay guard's and the openings' durable records under StateDir. Shell.
 // replay.log: the per-client replay guard (format below, ReplayStore).
-// openings.journal: JSON lines {op: open|close, door, id, addr, proto, port, untilMs}.
+// openings.journal: JSON lines {op: open|started|close, door, id, addr, proto, port, untilMs},
+// each followed by a space and its checksum (16 hex of SHA-256 of the JSON): a damaged record
+// is told from a torn last one (a crash mid-append), which is expected and dropped.
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { toHex } from '../src/bytes.js';
 import { parseAddress } from '../src/net/address.js';
@@ -106,8 +109,15 @@ export class ReplayStore {
 const hexOf = (latin1Key: string): string => toHex(Buffer.from(latin1Key, 'latin1'));
 const latin1 = (hex: string): string => Buffer.from(hex, 'hex').toString('latin1');
 
+/**
+ * open: written before the start command runs (a crash then still knows to close it);
+ * started: after it succeeded; close: after the stop command. An open never followed by
+ * its started is an opening whose start may have run in part: the next start closes it.
+ */
+type JournalOp = 'open' | 'started' | 'close';
+
 interface JournalRecord {
-  op: 'open' | 'close';
+  op: JournalOp;
   door: string;
   id: string;
   addr: string;
@@ -117,20 +127,28 @@ interface JournalRecord {
   backend?: string;
 }
 
-function toRecord(op: 'open' | 'close', o: Grant): string {
+const recordSum = (json: string): string => createHash('sha256').update(json).digest('hex').slice(0, 16);
+
+function toRecord(op: JournalOp, o: Grant): string {
   const r: JournalRecord = { op, door: o.door, id: o.id, addr: o.addr.text, untilMs: o.untilMs };
   if (o.access) {
     r.proto = o.access.proto;
     r.port = o.access.port;
   }
   if (o.backend !== undefined) r.backend = o.backend;
-  return JSON.stringify(r);
+  const json = JSON.stringify(r);
+  return `${json} ${recordSum(json)}`;
 }
 
-function fromRecord(line: string): { op: 'open' | 'close'; grant: Grant } | undefined {
+function fromRecord(line: string): { op: JournalOp; grant: Grant } | undefined {
+  // `JSON SUM`; a line of 0.1.0 (JSON alone, ending in `}`) is read unchecked, once: the
+  // first compaction rewrites it with its sum.
+  const sp = line.lastIndexOf(' ');
+  const json = line.endsWith('}') ? line : line.slice(0, sp);
+  if (json !== line && (sp < 0 || recordSum(json) !== line.slice(sp + 1))) return undefined;
   let r: Partial<JournalRecord>;
   try {
-    r = JSON.parse(line) as Partial<JournalRecord>;
+    r = JSON.parse(json) as Partial<JournalRecord>;
   } catch {
     return undefined;
   }
@@ -138,22 +156,50 @@ function fromRecord(line: string): { op: 'open' | 'close'; grant: Grant } | unde
   if (typeof r !== 'object' || r === null) return undefined;
   const addr = typeof r.addr === 'string' ? parseAddress(r.addr) : undefined;
   const access = r.proto === undefined && r.port === undefined ? undefined : checkAccessSpec(`${r.proto}/${r.port}`);
-  if ((r.op !== 'open' && r.op !== 'close') || !addr || typeof access === 'string' || typeof r.door !== 'string' || typeof r.id !== 'string' || typeof r.untilMs !== 'number') return undefined;
+  if ((r.op !== 'open' && r.op !== 'close' && r.op !== 'started') || !addr || typeof access === 'string' || typeof r.door !== 'string' || typeof r.id !== 'string' || typeof r.untilMs !== 'number') return undefined;
   const grant: Grant = { door: r.door, id: r.id, addr, access, untilMs: r.untilMs };
   return { op: r.op, grant: typeof r.backend === 'string' ? { ...grant, backend: r.backend } : grant };
 }
 
+/** The journal as read: the openings still in force, and the lines that failed their check. */
+export interface JournalRead {
+  readonly grants: Grant[];
+  /** Keys (grantKey) of grants whose last open has no started after it. */
+  readonly unsure: ReadonlySet<string>;
+  /** 1-based line numbers of damaged records (not the torn last one: that is expected). */
+  readonly damaged: number[];
+  readonly file: string;
+}
+
 /** Reads the journal: the openings still in force (opened, not closed), latest deadline each. */
-export function readJournal(stateDir: string): Grant[] {
+export function readJournalReport(stateDir: string): JournalRead {
+  const file = join(stateDir, JOURNAL_FILE);
   const live = new Map<string, Grant>();
-  for (const line of readLogLines(join(stateDir, JOURNAL_FILE))) {
-    const r = fromRecord(line);
-    if (!r) continue;
+  const damaged: number[] = [];
+  const unsure = new Set<string>();
+  for (const [i, line] of readLogLines(file, { keepEmpty: true }).entries()) {
+    const r = line === '' ? undefined : fromRecord(line);
+    if (!r) {
+      damaged.push(i + 1);
+      continue;
+    }
     const k = grantKey(r.grant);
-    if (r.op === 'open') live.set(k, r.grant);
-    else live.delete(k);
+    if (r.op === 'open') {
+      live.set(k, r.grant);
+      unsure.add(k);
+    } else if (r.op === 'started') {
+      unsure.delete(k);
+    } else {
+      live.delete(k);
+      unsure.delete(k);
+    }
   }
-  return [...live.values()];
+  for (const k of unsure) if (!live.has(k)) unsure.delete(k);
+  return { grants: [...live.values()], unsure, damaged, file };
+}
+
+export function readJournal(stateDir: string): Grant[] {
+  return readJournalReport(stateDir).grants;
 }
 
 export class Journal {
@@ -168,13 +214,18 @@ export class Journal {
     this.log.append([toRecord('open', o)]);
   }
 
+  /** The start command (or rule) succeeded. */
+  started(o: Grant): void {
+    this.log.append([toRecord('started', o)]);
+  }
+
   closed(o: Grant): void {
     this.log.append([toRecord('close', o)]);
   }
 
-  /** Rewrites the journal to just these openings. */
-  compact(live: readonly Grant[]): void {
-    this.log.rewrite(live.map((o) => toRecord('open', o)));
+  /** Rewrites the journal to just these openings (all started, unless named in `unsure`). */
+  compact(live: readonly Grant[], unsure: ReadonlySet<string> = new Set()): void {
+    this.log.rewrite(live.flatMap((o) => (unsure.has(grantKey(o)) ? [toRecord('open', o)] : [toRecord('open', o), toRecord('started', o)])));
   }
 
   close(): void {

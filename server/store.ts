@@ -1,8 +1,9 @@
 // Durable files under StateDir: atomic rewrite (tmp, fsync, rename, fsync dir) and
 // append-only logs flushed before the caller acts. Shell.
-import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { SystemError } from '../src/errors.js';
+import { FILE_LIMITS, FileReadError, readRegularFile } from '../keys/read-file.js';
 
 function fsyncDir(dir: string): void {
   const fd = openSync(dir, constants.O_RDONLY);
@@ -17,24 +18,36 @@ function fsyncDir(dir: string): void {
  * Replaces `file` with `text` so that a crash leaves either the old or the new file, never a
  * mix: tmp file, fsync, rename, fsync of the directory. A symlink is followed (the link stays
  * a link); an existing file keeps its mode and, when we may, its owner (a restarted knockd
- * opens its one_time_sequences file read-write); a new one gets `mode`.
+ * opens its one_time_sequences file read-write); a new one gets `mode`. With `noFollow`
+ * (state files) a symlink is refused instead. The tmp file is created exclusively and
+ * never through a link.
  */
-export function writeFileAtomic(file: string, text: string, mode = 0o600): void {
+export function writeFileAtomic(file: string, text: string, mode = 0o600, opts: { noFollow?: boolean } = {}): void {
   let real = file;
   let keepMode = mode;
   let owner: { uid: number; gid: number } | undefined;
   try {
-    real = realpathSync(file);
+    if (opts.noFollow && lstatSync(file).isSymbolicLink()) throw new SystemError('state', `${file}: is a symbolic link; not writing through it`);
+    real = opts.noFollow ? file : realpathSync(file);
     const st = statSync(real);
     keepMode = st.mode & 0o7777;
     owner = { uid: st.uid, gid: st.gid };
   } catch (e) {
+    if (e instanceof SystemError) throw e;
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new SystemError('io', `${file}: cannot stat: ${(e as Error).message}`, { cause: e });
   }
   const dir = dirname(real);
   const tmp = join(dir, `.${basename(real)}.${process.pid}.tmp`);
   try {
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, keepMode);
+    const excl = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    let fd: number;
+    try {
+      fd = openSync(tmp, excl, keepMode);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      unlinkSync(tmp); // left by a crash of a process with our pid (or planted: removing a link is safe)
+      fd = openSync(tmp, excl, keepMode);
+    }
     try {
       fchmodSync(fd, keepMode); // open()'s mode is filtered by the umask
       if (owner && process.getuid?.() === 0) fchownSync(fd, owner.uid, owner.gid);
@@ -59,18 +72,21 @@ export function writeFileAtomic(file: string, text: string, mode = 0o600): void 
   }
 }
 
-/** Lines of a log file; a torn last line (no newline: a crash mid-append) is dropped. */
-export function readLogLines(file: string): string[] {
+/**
+ * Lines of a state log file; a torn last line (no newline: a crash mid-append) is dropped.
+ * The file must be a regular file (never a link) of at most FILE_LIMITS.state bytes.
+ */
+export function readLogLines(file: string, opts: { keepEmpty?: boolean } = {}): string[] {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file, FILE_LIMITS.state, { noFollow: true });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new SystemError('io', `${file}: cannot read: ${(e as Error).message}`, { cause: e });
+    if (e instanceof FileReadError && e.failure === 'missing') return [];
+    throw new SystemError('state', `${file}: cannot read: ${(e as Error).message}`, { cause: e });
   }
   const lines = text.split('\n');
   lines.pop(); // after the last newline: empty, or a torn line
-  return lines.filter((l) => l !== '');
+  return opts.keepEmpty ? lines : lines.filter((l) => l !== '');
 }
 
 /** An append-only file whose appends are on disk when append() returns. */
@@ -78,14 +94,26 @@ export class AppendLog {
   private fd: number;
   private lines: number;
 
+  /** The directory must exist already (the daemon creates and checks StateDir). */
   constructor(readonly file: string) {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     this.lines = readLogLines(file).length;
     this.fd = this.openAppend();
   }
 
+  /** Never through a symlink; the file must be a regular one. */
   private openAppend(): number {
-    return openSync(this.file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o600);
+    let fd: number;
+    try {
+      fd = openSync(this.file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new SystemError('state', `${this.file}: cannot open: ${code === 'ELOOP' ? 'is a symbolic link; not following it' : (code ?? (e as Error).message)}`, { cause: e });
+    }
+    if (!fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw new SystemError('state', `${this.file}: not a regular file`);
+    }
+    return fd;
   }
 
   get lineCount(): number {
@@ -106,7 +134,7 @@ export class AppendLog {
 
   /** Atomically replaces the whole log (compaction), then appends continue on the new file. */
   rewrite(lines: readonly string[]): void {
-    writeFileAtomic(this.file, lines.length ? `${lines.join('\n')}\n` : '');
+    writeFileAtomic(this.file, lines.length ? `${lines.join('\n')}\n` : '', 0o600, { noFollow: true });
     closeSync(this.fd);
     this.fd = this.openAppend();
     this.lines = lines.length;

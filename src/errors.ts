@@ -18,6 +18,7 @@ export type UserErrorCode =
   | 'key.exists'
   | 'access.parse'
   | 'address.parse'
+  | 'address.discover'
   | 'host.resolve'
   | 'file.missing';
 

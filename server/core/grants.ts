@@ -46,7 +46,10 @@ export class GrantTable {
       const grant: Grant = { door, id, addr, access: a, untilMs };
       const prev = this.byKey.get(grantKey(grant));
       if (!prev) return { kind: 'open', grant };
-      return { kind: 'extend', grant: { ...grant, untilMs: Math.max(untilMs, prev.untilMs) }, previousUntilMs: prev.untilMs };
+      // The opening keeps the values its start command got (the first knocker's id, the
+      // backend that opened it): its stop command must get exactly those, or a rule tagged
+      // by %ID% would leak. Only the deadline moves.
+      return { kind: 'extend', grant: { ...prev, untilMs: Math.max(untilMs, prev.untilMs) }, previousUntilMs: prev.untilMs };
     });
   }
 

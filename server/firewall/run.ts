@@ -5,6 +5,7 @@
 // and a firewall command must never be killed half-way for talking too much; here
 // stdout is discarded and stderr is kept up to a bound while the command runs on.
 import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import type { Step } from './types.js';
 
 export interface RunOptions {
@@ -29,6 +30,28 @@ export interface RunResult {
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * util-linux's setpriv (Debian: essential), which sets PR_SET_PDEATHSIG before it execs the
+ * command: a command still running when the daemon dies, however it dies (kill -9 included),
+ * is killed with it, so a slow start_command cannot finish after the next daemon has closed
+ * its opening (issue 12, item 2). Looked up once; without it commands run as before.
+ */
+const SETPRIV = ((): string | undefined => {
+  for (const p of ['/usr/bin/setpriv', '/bin/setpriv']) {
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // next place
+    }
+  }
+  return undefined;
+})();
+
+/** setpriv's exit status when it cannot exec the command (util-linux EX_EXEC_ENOENT / EX_EXEC_FAILED). */
+const SETPRIV_ENOENT = 127;
+const SETPRIV_FAILED = 126;
 const DEFAULT_STDERR_LIMIT = 4096;
 
 export function runArgv(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -54,7 +77,8 @@ export function runArgv(argv: readonly string[], options: RunOptions = {}): Prom
       resolve(r);
     };
 
-    const child = spawn(file, args, {
+    const wrapped = SETPRIV !== undefined;
+    const child = spawn(wrapped ? SETPRIV : file, wrapped ? ['--pdeathsig', 'KILL', '--', file, ...args] : args, {
       shell: false,
       stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'],
       // Stable, English messages from the tools, whatever the daemon's locale.
@@ -89,7 +113,10 @@ export function runArgv(argv: readonly string[], options: RunOptions = {}): Prom
       const withErr = (line: string): string => (err === '' ? line : `${line}: ${err}`);
       if (timedOut) finish({ ok: false, code: null, stderr: withErr(`${file}: timed out after ${timeoutMs} ms`), failure: 'timeout' });
       else if (signal !== null) finish({ ok: false, code: null, stderr: withErr(`${file}: killed by ${signal}`), failure: 'signal' });
-      else if (code === 0) finish({ ok: true, code: 0, stderr: err });
+      else if (wrapped && (code === SETPRIV_ENOENT || code === SETPRIV_FAILED) && err.startsWith('setpriv: failed to execute')) {
+        if (code === SETPRIV_ENOENT) finish({ ok: false, code: null, stderr: `${file}: command not found`, failure: 'not-found' });
+        else finish({ ok: false, code: null, stderr: `${file}: cannot run: ${err.replace(/^setpriv: /, '')}`, failure: 'spawn' });
+      } else if (code === 0) finish({ ok: true, code: 0, stderr: err });
       else finish({ ok: false, code, stderr: err === '' ? `${file}: exit status ${code}` : err, failure: 'exit' });
     });
   });

@@ -54,6 +54,12 @@ export interface Backend {
   readonly name: BackendName;
   /** Base rules; safe to run again (at every start). Keeps current openings. */
   setup(doors: readonly DoorRules[]): Step[];
+  /**
+   * A probe that says whether setup's rules are still in place (exit 0) or gone (an
+   * absent code: `nft flush ruleset`, another tool's reload), for the daemon's periodic
+   * check. Absent for backends whose base rules cannot be asked for.
+   */
+  installed?(doors: readonly DoorRules[]): Probe;
   open(o: Opening): Step[];
   /** Make an existing opening last o.timeoutSec from now (re-creating it if it vanished). */
   extend(o: Opening): Step[];

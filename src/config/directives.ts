@@ -38,12 +38,21 @@ export interface Directive {
 }
 
 function text(allowEmpty: boolean): (v: string) => Value | string {
-  return (v) => (v === '' && !allowEmpty ? 'expected a value' : { t: 'text', v });
+  return (v) => {
+    if (v === '' && !allowEmpty) return 'expected a value';
+    // A NUL cannot reach exec(2) or a file name: refused here, not at the first knock.
+    if (v.includes('\0')) return 'a value cannot contain NUL';
+    return { t: 'text', v };
+  };
 }
+
+/** Linux PATH_MAX, with its NUL. */
+const PATH_MAX = 4096;
 
 function path(v: string): Value | string {
   if (v === '') return 'expected a file path';
   if (v.includes('\0')) return 'a path cannot contain NUL';
+  if (new TextEncoder().encode(v).length >= PATH_MAX) return `path too long (${new TextEncoder().encode(v).length} bytes; at most ${PATH_MAX - 1})`;
   return { t: 'text', v };
 }
 
@@ -129,13 +138,16 @@ export const DIRECTIVES: readonly Directive[] = [
   d('ServerKey', 'options', path),
   d('StateDir', 'options', path),
   d('UDPSocket', 'options', yesNo),
+  d('UDPListen', 'options', address),
   d('Window', 'options', int(LIMITS.windowSec.min, LIMITS.windowSec.max, 'seconds')),
   d('ReplayPerClient', 'options', int(LIMITS.replayPerClient.min, LIMITS.replayPerClient.max, 'entries')),
   d('ReplayTotal', 'options', int(LIMITS.replayTotal.min, LIMITS.replayTotal.max, 'entries')),
   d('Firewall', 'options', firewall),
   d('CloseOnExit', 'options', yesNo),
   d('PcapBufferMB', 'options', int(LIMITS.pcapBufferMb.min, LIMITS.pcapBufferMb.max, 'MiB')),
+  d('UDPBufferMB', 'options', int(LIMITS.pcapBufferMb.min, LIMITS.pcapBufferMb.max, 'MiB')),
   d('spa_keys', 'spa-door', path),
+  d('fwknop_access', 'spa-door', path),
   d('access', 'spa-door', access),
   d('spa_allow_nat', 'spa-door', yesNo),
   d('spa_allow_source', 'spa-door', yesNo),

@@ -180,12 +180,14 @@ function buildOptions(s: Section, useSyslog: boolean): Options {
     serverKey: get(s, 'ServerKey', 'text')?.v,
     stateDir: get(s, 'StateDir', 'text')?.v ?? DEFAULTS.stateDir,
     udpSocket: get(s, 'UDPSocket', 'bool')?.v ?? DEFAULTS.udpSocket,
+    udpListen: get(s, 'UDPListen', 'address')?.v,
     windowSec: get(s, 'Window', 'int')?.v ?? DEFAULTS.windowSec,
     replayPerClient: get(s, 'ReplayPerClient', 'int')?.v ?? DEFAULTS.replayPerClient,
     replayTotal: get(s, 'ReplayTotal', 'int')?.v ?? DEFAULTS.replayTotal,
     firewall: get(s, 'Firewall', 'firewall')?.v,
     closeOnExit: get(s, 'CloseOnExit', 'bool')?.v ?? DEFAULTS.closeOnExit,
     pcapBufferMb: get(s, 'PcapBufferMB', 'int')?.v ?? DEFAULTS.pcapBufferMb,
+    udpBufferMb: get(s, 'UDPBufferMB', 'int')?.v ?? DEFAULTS.udpBufferMb,
     lines: linesOf(s),
   };
 }
@@ -194,7 +196,9 @@ function buildDoor(s: Section, options: Options, err: (line: number, message: st
   const at = (name: string): number => s.settings.get(name)?.line ?? s.failed.get(name) ?? s.line;
   const present = (name: string): boolean => s.settings.has(name) || s.failed.has(name);
   const spaKeys = get(s, 'spa_keys', 'text')?.v;
-  const hasSpa = present('spa_keys');
+  const fwknopAccess = get(s, 'fwknop_access', 'text')?.v;
+  // A door with fwknop_access (fwknop clients' stanzas, issue 14) is an SPA door too.
+  const hasSpa = present('spa_keys') || present('fwknop_access');
   const hasSeq = present('sequence');
   const hasOneTime = present('one_time_sequences');
   let kind: 'spa' | 'sequence' | undefined;
@@ -271,11 +275,12 @@ function buildDoor(s: Section, options: Options, err: (line: number, message: st
         if (s.settings.has(name)) err(at(name), `${name}: a door with firewall = ${firewall} runs no commands (remove ${name} or set firewall = command)`);
       }
     }
-    if (!access || spaKeys === undefined) return undefined;
+    if (!access || (spaKeys === undefined && fwknopAccess === undefined)) return undefined;
     const door: SpaDoor = {
       ...base,
       kind: 'spa',
       spaKeys,
+      fwknopAccess,
       access,
       allowNat: get(s, 'spa_allow_nat', 'bool')?.v ?? false,
       allowSource: get(s, 'spa_allow_source', 'bool')?.v ?? false,

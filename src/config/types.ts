@@ -54,6 +54,8 @@ export const DEFAULTS = {
   replayTotal: 1_000_000,
   closeOnExit: true,
   pcapBufferMb: 2,
+  /** UDP socket mode's receive buffer (capped by net.core.rmem_max). */
+  udpBufferMb: 8,
   /** knockd.c SEQ_TIMEOUT */
   seqTimeoutSec: 25,
   /** knockd.c CMD_TIMEOUT */
@@ -96,6 +98,8 @@ export interface Options {
   readonly stateDir: string;
   /** Bind a UDP socket instead of capturing with libpcap. Default false. */
   readonly udpSocket: boolean;
+  /** The address the UDP socket binds (UDPSocket = yes or --udp); undefined = every address. */
+  readonly udpListen: Address | undefined;
   /** Freshness window, seconds each way. Default 120. */
   readonly windowSec: number;
   /** Replay guard capacity per client (PROTOCOL.md §5.3). Default 1024. */
@@ -108,6 +112,8 @@ export interface Options {
   readonly closeOnExit: boolean;
   /** libpcap buffer size in MiB. Default 64 (see DESIGN.md: 10 MB dropped under flood). */
   readonly pcapBufferMb: number;
+  /** UDP socket mode: receive buffer size in MiB. Default 8 (the kernel caps it at net.core.rmem_max). */
+  readonly udpBufferMb: number;
   readonly lines: DirectiveLines;
 }
 
@@ -135,8 +141,10 @@ interface DoorBase {
 /** A door opened by one SPA datagram from a key listed in spaKeys. */
 export interface SpaDoor extends DoorBase {
   readonly kind: 'spa';
-  /** Path of the authorized-keys file (`<public key> <id>` lines). */
-  readonly spaKeys: string;
+  /** Path of the authorized-keys file (`<public key> <id>` lines); undefined: fwknop stanzas only. */
+  readonly spaKeys: string | undefined;
+  /** fwknop_access: an access.conf whose stanzas this door also serves (issue 14); undefined: none. */
+  readonly fwknopAccess: string | undefined;
   /** What a knock may ask to open; never empty, no duplicates, in file order. */
   readonly access: readonly Access[];
   /** Accept an allow address other than the packet's source address. Default false. */

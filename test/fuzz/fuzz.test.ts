@@ -217,7 +217,7 @@ const CONFIG_PIECES = [
   'ServerKey = /etc/spa/server.key', 'spa_keys = /k', 'access = tcp/22', 'spa_allow_nat = yes', 'spa_allow_source = yes', 'firewall = nftables', 'protect = yes', 'Window = 30', 'UseSyslog',
   'logfile = /var/log/knockd.log', 'PcapBufferMB = 4', 'ReplayPerClient = 64',
 ];
-const PROFILE_PIECES = ['Host web*', 'Host *', 'Key alice', 'ServerKey ~/srv.pub', 'Port 62201', 'Access tcp/22', 'AllowIP auto', 'Sequence 7000,8000', 'Delay 100', 'Match', '!x', '"a b"'];
+const PROFILE_PIECES = ['Host web*', 'Host *', 'Key alice', 'ServerKey ~/srv.pub', 'Port 62201', 'Access tcp/22', 'AllowIP auto', 'AllowIP source', 'StunServer none', 'StunServer stun.example.org:3478, [2001:db8::1]:3479', 'Sequence 7000,8000', 'Delay 100', 'Match', '!x', '"a b"'];
 
 describe('fuzz: configuration parsers', () => {
   property('spa.conf / knockd.conf', textOf(CONFIG_PIECES), runs(3_000, 300_000), (text) => {

@@ -106,12 +106,16 @@ s.on('error', (e) => { clearTimeout(t); console.log('error ' + e.code); process.
 
 const HOLD = `
 const net = require('node:net');
-const [host, port, localAddress] = process.argv.slice(1);
+const [host, port, localAddress, ms] = process.argv.slice(1);
 const s = net.connect({ host, port: Number(port), localAddress });
-s.on('connect', () => { console.log('connected'); process.stdin.pipe(s); s.pipe(process.stdout); });
+const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, Number(ms));
+s.on('connect', () => { clearTimeout(t); console.log('connected'); process.stdin.pipe(s); s.pipe(process.stdout); });
 s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });
 s.on('close', () => process.exit(0));
 `;
+
+/** How long a node child in a namespace may take to start: generous, for a machine with both cores busy. */
+const STARTUP_SLACK_MS = 30_000;
 
 /** Resolves with the first stdout line, or rejects when the process ends or the deadline passes. */
 function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
@@ -125,7 +129,9 @@ function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
       rl.close();
       resolve(line);
     });
-    child.once('exit', (code) => {
+    // 'close', not 'exit': a child that prints its line and exits at once can emit 'exit'
+    // before readline has delivered the line (seen under load as "exited (0) before any output").
+    child.once('close', (code) => {
       clearTimeout(timer);
       reject(new Error(`exited (${code}) before any output: ${err.trim()}`));
     });
@@ -212,7 +218,7 @@ export class NetnsLab {
   /** A TCP echo service listening on every address of the namespace (IPv4 and IPv6). */
   async startEchoServer(ns: Netns, port: number): Promise<ChildProcess> {
     const child = this.node(ns, ECHO_SERVER, [String(port)]);
-    const line = await firstLine(child, 10_000);
+    const line = await firstLine(child, STARTUP_SLACK_MS);
     if (line !== 'listening') throw new Error(`echo server: unexpected ${line}`);
     return child;
   }
@@ -223,13 +229,13 @@ export class NetnsLab {
    * when the connection is attempted, not when node starts.
    */
   async probeTcp(ns: Netns, t: Target, timeoutMs: number): Promise<string> {
-    return firstLine(this.node(ns, PROBE, [t.host, String(t.port), t.from, String(timeoutMs)]), timeoutMs + 10_000);
+    return firstLine(this.node(ns, PROBE, [t.host, String(t.port), t.from, String(timeoutMs)]), timeoutMs + STARTUP_SLACK_MS);
   }
 
   /** Opens a TCP connection that stays up; its bytes go both ways through exchange(). */
   async holdTcp(ns: Netns, t: Target, timeoutMs = 2000): Promise<HeldConnection> {
-    const child = this.node(ns, HOLD, [t.host, String(t.port), t.from]);
-    const first = await firstLine(child, timeoutMs + 10_000);
+    const child = this.node(ns, HOLD, [t.host, String(t.port), t.from, String(timeoutMs)]);
+    const first = await firstLine(child, timeoutMs + STARTUP_SLACK_MS);
     if (first !== 'connected') {
       child.kill('SIGKILL');
       throw new Error(`held connection: ${first}`);

@@ -126,6 +126,16 @@ describe('spa-knock', () => {
     expect(v.ok && v.allow.text).toBe('203.0.113.9');
   });
 
+  it('--allow-ip source: the datagram carries the source family, and no address', async () => {
+    const r = await knock('127.0.0.1', '--key', 'alice', '--server-key', join(srvDir, 'server.pub'), '--allow-ip', 'source', '--dry-run');
+    expect(r.code).toBe(0);
+    const [summary, hex] = r.stdout.trimEnd().split('\n');
+    expect(summary).toBe('knock 127.0.0.1 (127.0.0.1) udp/62201 as alice: allow source tcp/22, 185 bytes (dry run, not sent)');
+    const now = Math.floor(Date.now() / 1000);
+    const v = verifyDatagram(serverContext(now), fromHex(hex ?? ''), now);
+    expect(v.ok && v.allow).toBe('source');
+  });
+
   it.each([
     [['127.0.0.1', '--key', 'carol', '--server-key', 'SRV'], /^spa-knock: unknown key id "carol": no .*carol\.key \(make one with: spa-knock keygen --id carol\)\n$/],
     [['127.0.0.1', '--key', 'alice', '--server-key', 'ALICEPUB'], /^spa-knock: .*alice\.pub:1: expected a server public key \(spa1-server-pub:\.\.\.\), got a client public key\n$/],
@@ -136,7 +146,9 @@ describe('spa-knock', () => {
     [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '-A', '22/tpc'], /^spa-knock: option '-A, --access <proto\/port>' argument '22\/tpc' is invalid\. expected PROTO\/PORT such as tcp\/22 or udp\/53, got "22\/tpc"\n$/],
     [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '-A', 'tcp/70000'], /argument 'tcp\/70000' is invalid\. port must be 1-65535/],
     [['no-such-host.invalid', '--key', 'alice', '--server-key', 'SRV'], /^spa-knock: no-such-host\.invalid: cannot resolve host name \(ENOTFOUND\)\n$/],
-    [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '--allow-ip', '1.2.3'], /^spa-knock: --allow-ip: expected an IPv4 or IPv6 address, got "1\.2\.3"\n$/],
+    // Node's lookup('') printed a DEP0118 warning (three more lines) before the error.
+    [['', '--key', 'alice', '--server-key', 'SRV'], /^spa-knock: empty host name: give a host name or an address\n$/],
+    [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '--allow-ip', '1.2.3'], /^spa-knock: --allow-ip: expected an IPv4 or IPv6 address, auto or source, got "1\.2\.3"\n$/],
     [['127.0.0.1', '-6', '--key', 'alice', '--server-key', 'SRV'], /^spa-knock: 127\.0\.0\.1: is an IPv4 address but -6 was given\n$/],
     [['127.0.0.1', '--key', 'alice'], /^spa-knock: no server key for 127\.0\.0\.1: use --server-key KEY_OR_FILE\n$/],
     [['127.0.0.1', '--key', 'alice', '--server-key', 'SRV', '--port', '0'], /argument '0' is invalid\. expected a port 1-65535, got "0"/],

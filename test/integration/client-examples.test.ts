@@ -93,6 +93,7 @@ describe('example configuration files', () => {
     const router = lookupProfile(r.config, 'router1');
     expect(router.key).toBeUndefined();
     expect(router.sequence).toHaveLength(3);
+    expect(lookupProfile(r.config, 'db1')).toMatchObject({ allowIp: 'source', stunServers: [{ host: 'stun.example.org', port: 3478 }] });
   });
 
   it.runIf(canRun({ tools: ['ssh'] }))('examples/ssh_config: ssh reads it and uses spa-knock as the ProxyCommand', async () => {

@@ -245,8 +245,18 @@ describeNeeding('spa-server with real firewalls, end to end in network namespace
     expect((await daemon.stop()).code).toBe(0);
   });
 
-  it('nftables missing: setup and the open fail with the tool\'s message, nothing is journaled as open', async (ctx) => {
+  it('nftables missing, protect = yes: run exits 1 with one line instead of running with the port exposed', async (ctx) => {
     const s = await setup(ctx, { firewall: 'nftables', cmdTimeoutSec: 30 });
+    const child = s.lab.spawn(s.t.server, ['env', 'PATH=/nonexistent', process.execPath, BIN['spa-server'], 'run', '--config', s.conf]);
+    const stderr: Buffer[] = [];
+    child.stderr?.on('data', (d: Buffer) => stderr.push(d));
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code).toBe(1);
+    expect(Buffer.concat(stderr).toString()).toMatch(/^spa-server: firewall nftables: cannot install protect = yes for \[ssh\]: nft .*: nft: command not found\n$/);
+  });
+
+  it('nftables missing: setup and the open fail with the tool\'s message, nothing is journaled as open', async (ctx) => {
+    const s = await setup(ctx, { firewall: 'nftables', cmdTimeoutSec: 30, protect: false });
     const daemon = await s.start(['PATH=/nonexistent']);
     expect(daemon.lines.find((l) => l['msg'] === 'firewall setup failed')).toMatchObject({ backend: 'nftables', error: expect.stringMatching(/^nft .*: nft: command not found$/) });
     await s.knock(4);

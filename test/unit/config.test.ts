@@ -207,12 +207,14 @@ describe('each directive', () => {
       serverKey: undefined,
       stateDir: '/var/lib/spa',
       udpSocket: false,
+      udpListen: undefined,
       windowSec: 120,
       replayPerClient: 1024,
       replayTotal: 1_000_000,
       firewall: undefined,
       closeOnExit: true,
       pcapBufferMb: 2,
+      udpBufferMb: 8,
       lines: {},
     });
   });
@@ -229,6 +231,9 @@ describe('each directive', () => {
     ['StateDir = /tmp/x', { stateDir: '/tmp/x' }],
     ['UDPSocket = yes', { udpSocket: true }],
     ['UDPSocket = NO', { udpSocket: false }],
+    ['UDPListen = 127.0.0.1', { udpListen: { family: 4, text: '127.0.0.1' } }],
+    ['UDPBufferMB = 32', { udpBufferMb: 32 }],
+    ['UDPListen = 2001:DB8::1', { udpListen: { family: 6, text: '2001:db8::1' } }],
     ['Window = 30', { windowSec: 30 }],
     ['ReplayPerClient = 64', { replayPerClient: 64 }],
     ['ReplayTotal = 5000', { replayTotal: 5000 }],
@@ -295,6 +300,11 @@ describe('each directive', () => {
     expect(spaDoor(load(text), 'd')).toMatchObject(expected);
   });
 
+  it('fwknop_access makes an SPA door, with or without spa_keys (issue 14)', () => {
+    expect(spaDoor(load('[d]\nfwknop_access = /etc/fwknop/access.conf\naccess = tcp/22\nfirewall = nftables\n'), 'd')).toMatchObject({ kind: 'spa', spaKeys: undefined, fwknopAccess: '/etc/fwknop/access.conf' });
+    expect(spaDoor(load('[d]\nspa_keys = /k\nfwknop_access = /f\naccess = tcp/22\nstart_command = true\n'), 'd')).toMatchObject({ spaKeys: '/k', fwknopAccess: '/f' });
+  });
+
   it('SPA door firewall: own, else command when it has start_command, else [options] Firewall', () => {
     const own = load('[d]\nspa_keys = /k\naccess = tcp/22\nfirewall = ufw\nprotect = yes\n');
     expect(spaDoor(own, 'd')).toMatchObject({ firewall: 'ufw', protect: true, startCommand: undefined });
@@ -308,8 +318,8 @@ describe('each directive', () => {
     const tested = new Set([
       'UseSyslog', 'LogFile', 'PidFile', 'Interface', 'sequence', 'one_time_sequences', 'seq_timeout', 'tcpflags', 'target',
       'start_command', 'start_command_6', 'cmd_timeout', 'stop_command', 'stop_command_6', 'SPAPort', 'ServerKey', 'StateDir',
-      'UDPSocket', 'Window', 'Firewall', 'CloseOnExit', 'PcapBufferMB', 'spa_keys', 'access', 'spa_allow_nat', 'firewall',
-      'protect', 'ignore_duplicates', 'ReplayPerClient', 'ReplayTotal', 'spa_allow_source',
+      'UDPSocket', 'UDPListen', 'UDPBufferMB', 'Window', 'Firewall', 'CloseOnExit', 'PcapBufferMB', 'spa_keys', 'access', 'spa_allow_nat', 'firewall',
+      'protect', 'ignore_duplicates', 'ReplayPerClient', 'ReplayTotal', 'spa_allow_source', 'fwknop_access',
     ]);
     expect(DIRECTIVES.map((d) => d.name).sort()).toEqual([...tested].sort());
   });
@@ -342,6 +352,7 @@ describe('errors: every problem, FILE:LINE: message', () => {
     ['bad SPAPort', '[options]\nSPAPort = 0\n', ['spa.conf:2: SPAPort: expected a UDP port as a whole number 1-65535, got "0"']],
     ['bad Window', '[options]\nWindow = 2m\n', ['spa.conf:2: Window: expected seconds as a whole number 1-86400, got "2m"']],
     ['bad yes/no', '[options]\nUDPSocket = true\n', ['spa.conf:2: UDPSocket: expected yes or no, got "true"']],
+    ['bad UDPListen', '[options]\nUDPListen = 10.0.0.256\n', ['spa.conf:2: UDPListen: expected an IPv4 or IPv6 address, got "10.0.0.256"']],
     ['bad Firewall', '[options]\nFirewall = pf\n', ['spa.conf:2: Firewall: expected one of nftables, iptables, ufw, firewalld, command, got "pf"']],
     ['bad PcapBufferMB', '[options]\nPcapBufferMB = 0\n', ['spa.conf:2: PcapBufferMB: expected MiB as a whole number 1-4096, got "0"']],
     ['bad Interface', '[options]\nInterface = /dev/eth0\n', ['spa.conf:2: Interface: expected an interface name such as eth0 or lo, got "/dev/eth0"']],

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
 import { parseAddress, type Address } from '../../src/net/address.js';
 import { planKnock, firstTcp, type KnockFlags } from '../../client/plan.js';
+import { DEFAULT_STUN_SERVERS } from '../../client/stun-servers.js';
 import type { Profile } from '../../client/profile.js';
 
 const ctx = { home: '/h/.config/spa-knock', defaultAccess: [{ proto: 'tcp' as const, port: 22 }] };
@@ -43,7 +44,8 @@ describe('planKnock', () => {
       keyById: true,
       serverKey: '/h/.config/spa-knock/web.pub',
       port: 62001,
-      allowIp: '203.0.113.7',
+      allow: { kind: 'address', address: parseAddress('203.0.113.7'), from: 'AllowIP' },
+      stun: { servers: DEFAULT_STUN_SERVERS, from: 'built-in' },
     });
   });
 
@@ -54,8 +56,12 @@ describe('planKnock', () => {
       full,
       ctx,
     );
-    expect(p).toMatchObject({ kind: 'spa', keyId: 'bob', keyFile: '/k/bob.key', serverKey: 'spa1-server-pub:x', port: 1000, access: [{ proto: 'udp', port: 53 }], allowIp: undefined, family: 4 });
-    expect(planKnock('web1', { access: [], allowIp: '192.0.2.1' }, full, ctx)).toMatchObject({ allowIp: '192.0.2.1' });
+    expect(p).toMatchObject({ kind: 'spa', keyId: 'bob', keyFile: '/k/bob.key', serverKey: 'spa1-server-pub:x', port: 1000, access: [{ proto: 'udp', port: 53 }], allow: { kind: 'auto' }, family: 4 });
+    expect(planKnock('web1', { access: [], allowIp: '192.0.2.1' }, full, ctx)).toMatchObject({ allow: { kind: 'address', address: { text: '192.0.2.1' }, from: '--allow-ip' } });
+    expect(planKnock('web1', { access: [], allowIp: 'SOURCE' }, full, ctx)).toMatchObject({ allow: { kind: 'source' } });
+    const stun = [{ host: 'stun.example.org', port: 3478 }];
+    expect(planKnock('web1', { access: [], stun }, { ...full, stunServers: 'none' }, ctx)).toMatchObject({ stun: { servers: stun, from: '--stun' } });
+    expect(planKnock('web1', { access: [], stun: 'none' }, { ...full, stunServers: stun }, ctx)).toMatchObject({ stun: { servers: [], from: 'none' } });
   });
 
   it('--key-dir also applies to a profile Key given by id, not to one given as a file', () => {
@@ -79,8 +85,15 @@ describe('planKnock', () => {
       keyById: true,
       serverKey: 's',
       port: 62201,
-      allowIp: undefined,
+      allow: { kind: 'auto' },
+      stun: { servers: DEFAULT_STUN_SERVERS, from: 'built-in' },
     });
+  });
+
+  it('AllowIP source and StunServer come from the profile when no flag says', () => {
+    const stun = [{ host: '192.0.2.9', port: 3478 }];
+    expect(planKnock('web1', none, { ...full, allowIp: 'source', stunServers: stun }, ctx)).toMatchObject({ allow: { kind: 'source' }, stun: { servers: stun, from: 'StunServer' } });
+    expect(planKnock('web1', none, { ...full, allowIp: 'auto', stunServers: 'none' }, ctx)).toMatchObject({ allow: { kind: 'auto' }, stun: { servers: [], from: 'none' } });
   });
 
   it('--sequence knocks the sequence even when a key is set up, with the profile Delay', () => {

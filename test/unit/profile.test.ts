@@ -167,6 +167,26 @@ Host *
     expect(p.addressFamily).toBe('inet6');
   });
 
+  it('StunServer lines add up within the first entry that has any; none stands for no discovery; AllowIP source', () => {
+    const c = parse(`Host home
+  StunServer none
+  AllowIP source
+Host web*
+  StunServer stun.example.org, [2001:db8::3]:3479
+  StunServer 192.0.2.9:5000 2001:db8::4
+Host *
+  StunServer stun.other.example
+`);
+    expect(lookupProfile(c, 'web1').stunServers).toEqual([
+      { host: 'stun.example.org', port: 3478 },
+      { host: '2001:db8::3', port: 3479 },
+      { host: '192.0.2.9', port: 5000 },
+      { host: '2001:db8::4', port: 3478 },
+    ]);
+    expect(lookupProfile(c, 'home')).toMatchObject({ stunServers: 'none', allowIp: 'source' });
+    expect(lookupProfile(c, 'db1').stunServers).toEqual([{ host: 'stun.other.example', port: 3478 }]);
+  });
+
   it('%% in HostName is a percent sign; %h the host as typed', () => {
     expect(lookupProfile(parse('Host *\n HostName %h-%%h\n'), 'a').hostName).toBe('a-%h');
   });
@@ -181,7 +201,11 @@ describe('errors: FILE:LINE: KEYWORD: message, every one, in line order', () => 
     ['Host web1\n  Sequence 7000,,8000\n', 'F:2: Sequence: expected PORT[:tcp|udp],... such as 7000,8000:udp,9000, got "7000,,8000"'],
     ['Host web1\n  Sequence 7000:icmp\n', 'F:2: Sequence: protocol must be tcp or udp, got "icmp"'],
     ['Host web1\n  Delay 1.5\n', 'F:2: Delay: expected milliseconds 0-60000, got "1.5"'],
-    ['Host web1\n  AllowIP 1.2.3\n', 'F:2: AllowIP: expected an IPv4 or IPv6 address, or auto, got "1.2.3"'],
+    ['Host web1\n  AllowIP 1.2.3\n', 'F:2: AllowIP: expected an IPv4 or IPv6 address, auto or source, got "1.2.3"'],
+    ['Host web1\n  StunServer stun.example.org:0\n', 'F:2: StunServer: expected a port 1-65535 after the host, got "stun.example.org:0"'],
+    ['Host web1\n  StunServer bad_name\n', 'F:2: StunServer: expected HOST[:PORT] or [IPv6]:PORT, got "bad_name"'],
+    ['Host web1\n  StunServer none, a.example\n', 'F:2: StunServer: none stands alone, got "none, a.example"'],
+    ['Host web1\n  StunServer a.example\n  StunServer none\n', 'F:3: StunServer: none and a server cannot both be set in this Host entry (line 2)'],
     ['Host web1\n  AddressFamily ipv4\n', 'F:2: AddressFamily: expected any, inet or inet6, got "ipv4"'],
     ['Host web1\n  Key bad!id\n', 'F:2: Key: key id must be'],
     ['Host web1\n  Key a b\n', 'F:2: Key: expected one value, got 2'],

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/cli.js';
 
-const CORE_DIRS = ['src/protocol', 'src/config', 'src/net', 'server/core'];
-const CORE_FILES = ['src/bytes.ts', 'src/errors.ts', 'src/suggest.ts', 'keys/format.ts', 'keys/authorized.ts', 'keys/keygen.ts', 'server/bpf.ts', 'client/home.ts'];
+const CORE_DIRS = ['src/protocol', 'src/config', 'src/net', 'src/fwknop', 'server/core'];
+const CORE_FILES = ['src/bytes.ts', 'src/errors.ts', 'src/suggest.ts', 'keys/format.ts', 'keys/authorized.ts', 'keys/keygen.ts', 'server/bpf.ts', 'client/home.ts', 'client/stun.ts', 'client/scope.ts', 'client/stun-servers.ts', 'client/nat-advice.ts'];
 const FORBIDDEN = [/from 'node:(fs|fs\/promises|dgram|child_process|dns|os|http|https)'/, /from '(cap|pino)'/, /\bawait\b/, /\bDate\.now\(/, /\bMath\.random\(/, /\brandomBytes\(/, /process\.(env|argv|exit)/];
 
 function files(dir: string): string[] {

@@ -49,6 +49,14 @@ describe('GrantTable', () => {
     expect(t.delete(grantKey(first!.grant))).toEqual(first!.grant);
     expect(t.size).toBe(0);
   });
+  it("an extend by another key keeps the opening's own values (its stop gets what its start got)", () => {
+    const t = new GrantTable();
+    const addr = a('192.0.2.1');
+    const [open] = t.plan('ssh', 'alice', addr, [{ proto: 'tcp', port: 22 }], 10_000);
+    t.set({ ...open!.grant, backend: 'command' });
+    const [ext] = t.plan('ssh', 'bob', addr, [{ proto: 'tcp', port: 22 }], 20_000);
+    expect(ext).toMatchObject({ kind: 'extend', grant: { id: 'alice', backend: 'command', untilMs: 20_000 }, previousUntilMs: 10_000 });
+  });
   it('gives backends a timeout of at least one second', () => {
     const g = { door: 'ssh', id: 'alice', addr: a('192.0.2.1'), access: { proto: 'tcp' as const, port: 22 }, untilMs: 10_500 };
     expect(openingOf(g, 0).timeoutSec).toBe(11);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAddress, type Address } from '../../src/net/address.js';
 import { ReplayGuard } from '../../src/protocol/replay.js';
-import { JOURNAL_FILE, Journal, REPLAY_FILE, ReplayStore, readJournal } from '../../server/state.js';
+import { JOURNAL_FILE, Journal, REPLAY_FILE, ReplayStore, readJournal, readJournalReport } from '../../server/state.js';
 import { readLogLines } from '../../server/store.js';
 import { closingBackend, type Runtime } from '../../server/runtime.js';
 import { nftablesBackend } from '../../server/firewall/index.js';
@@ -36,6 +36,28 @@ describe('journal', () => {
     expect(readLogLines(join(d, JOURNAL_FILE))).toHaveLength(3);
   });
 
+  it('each record checks itself: a changed one is reported (with its line), a torn last one is not', () => {
+    const d = dir();
+    const j = new Journal(d);
+    j.opened(grant(22));
+    j.opened(grant(23));
+    j.closed(grant(22));
+    j.close();
+    const file = join(d, JOURNAL_FILE);
+    const lines = readFileSync(file, 'utf8').split('\n');
+    expect(lines[0]).toMatch(/^\{.*\} [0-9a-f]{16}$/);
+    // The close of tcp/22 altered (port 22 -> 24): without the check, 22 would look closed.
+    lines[2] = lines[2]!.replace('"port":22', '"port":24');
+    writeFileSync(file, `${lines.join('\n')}{"op":"clo`);
+    expect(readJournalReport(d)).toMatchObject({ grants: [grant(22), grant(23)], damaged: [3] });
+    // A 0.1.0 journal (JSON without a sum) is still read.
+    writeFileSync(file, `${JSON.stringify({ op: 'open', door: 'ssh', id: 'alice', addr: '2001:db8::7', untilMs: 1000, proto: 'tcp', port: 22 })}\n`);
+    expect(readJournalReport(d)).toMatchObject({ grants: [grant(22)], damaged: [] });
+    // Zeroed blocks (a crash before the data reached the disk) are damage, not silence.
+    writeFileSync(file, '\0\0\0\0\n');
+    expect(readJournalReport(d).damaged).toEqual([1]);
+  });
+
   it('records which backend opened a grant', () => {
     const d = dir();
     const j = new Journal(d);
@@ -51,8 +73,26 @@ describe('journal', () => {
     j.compact([grant(7)]);
     j.opened(grant(8));
     j.close();
-    expect(readFileSync(join(d, JOURNAL_FILE), 'utf8').trim().split('\n')).toHaveLength(2);
+    // grant 7 compacted as open + started; grant 8 open only.
+    expect(readFileSync(join(d, JOURNAL_FILE), 'utf8').trim().split('\n')).toHaveLength(3);
     expect(readJournal(d).map((g) => g.access?.port)).toEqual([7, 8]);
+  });
+
+  it('an open with no started after it is unsure (its start may have run in part); compaction keeps that', () => {
+    const d = dir();
+    const j = new Journal(d);
+    j.opened(grant(22));
+    j.started(grant(22));
+    j.opened(grant(23));
+    j.opened(grant(24));
+    j.started(grant(24));
+    j.opened(grant(24, 9000)); // an extend: unsure again until its steps ran
+    const key = (p: number): string => `ssh 2001:db8::7 tcp/${p}`;
+    expect([...readJournalReport(d).unsure].sort()).toEqual([key(23), key(24)]);
+    j.compact(readJournalReport(d).grants, readJournalReport(d).unsure);
+    j.close();
+    expect([...readJournalReport(d).unsure].sort()).toEqual([key(23), key(24)]);
+    expect(readJournalReport(d).grants.map((g) => g.access?.port)).toEqual([22, 23, 24]);
   });
 });
 
