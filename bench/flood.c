@@ -2,9 +2,12 @@
  * Usage: flood DST_IP DST_PORT SRC_IP RATE_PER_SEC DURATION_MS MAX_COUNT MODE SIZE FIRST_BYTE
  *   MODE bin: SIZE random bytes, byte 0 = FIRST_BYTE (or random when FIRST_BYTE < 0)
  *   MODE b64: SIZE random base64 characters (looks like an fwknop packet)
+ *   MODE hex:HEX: the payload starts with HEX's bytes, the rest random (HEX of SIZE bytes: the same
+ *     datagram every time, a replay; the version and tag of a knock: forgeries with a copied tag)
  *   RATE_PER_SEC 0 = as fast as sendmmsg goes.
  * Stops at whichever of MAX_COUNT and DURATION_MS comes first; prints {"sent":N,"ms":T,"errors":E}.
- * Refuses any destination or source outside 127.0.0.0/8: it must never flood anything else. */
+ * Refuses any destination or source outside 127.0.0.0/8 and 10.203.0.0/24 (the veth pair between
+ * the benchmark's own two namespaces, bench/footprint.ts): it must never flood anything else. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,7 +23,7 @@
 #define POOL 1024
 #define BATCH 64
 #define MAX_SIZE 1472
-#define MAX_DURATION_MS 10000
+#define MAX_DURATION_MS 30000
 #define MAX_COUNT 50000000L
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -37,7 +40,10 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int loopback(const struct in_addr *a) { return (ntohl(a->s_addr) >> 24) == 127; }
+static int loopback(const struct in_addr *a) {
+  uint32_t h = ntohl(a->s_addr);
+  return (h >> 24) == 127 || (h >> 8) == 0x0acb00; /* 127/8, or 10.203.0/24 */
+}
 
 int main(int argc, char **argv) {
   if (argc != 10) {
@@ -55,6 +61,16 @@ int main(int argc, char **argv) {
   double duration = atof(argv[5]);
   long max_count = atol(argv[6]);
   int b64 = strcmp(argv[7], "b64") == 0;
+  static unsigned char prefix[MAX_SIZE];
+  int prefix_len = 0;
+  if (strncmp(argv[7], "hex:", 4) == 0) {
+    const char *h = argv[7] + 4;
+    for (; h[0] && h[1] && prefix_len < MAX_SIZE; h += 2) {
+      unsigned v;
+      if (sscanf(h, "%2x", &v) != 1) break;
+      prefix[prefix_len++] = (unsigned char)v;
+    }
+  }
   int size = atoi(argv[8]);
   int first = atoi(argv[9]);
   if (duration <= 0 || duration > MAX_DURATION_MS) duration = MAX_DURATION_MS;
@@ -76,6 +92,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < POOL; i++) {
     for (int j = 0; j < size; j++) pool[i][j] = b64 ? alphabet[next_rand() & 63] : (unsigned char)next_rand();
     if (!b64 && first >= 0) pool[i][0] = (unsigned char)first;
+    memcpy(pool[i], prefix, (size_t)(prefix_len < size ? prefix_len : size));
   }
   static struct mmsghdr msgs[POOL];
   static struct iovec iov[POOL];

@@ -7,7 +7,7 @@
 //          --subjects=spa-server,fwknopd,knockd          (default: all; name prefixes)
 //          --out=FILE                                  (default: bench/RESULTS.md)
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeBenchKeys, writeKeyFiles, KNOCKER_ID } from './bench-keys.js';
@@ -254,7 +254,9 @@ async function inner(): Promise<number> {
     t = performance.now();
     const md = renderReport(results);
     mkdirSync(join(outFile, '..'), { recursive: true });
-    writeFileSync(outFile, md);
+    // npm run bench:footprint keeps its own section (bench/footprint.ts): carry it over.
+    const footprint = existsSync(outFile) ? /<!-- footprint:begin -->[\s\S]*?<!-- footprint:end -->\n?/.exec(readFileSync(outFile, 'utf8'))?.[0] : undefined;
+    writeFileSync(outFile, footprint ? `${md.trimEnd()}\n\n${footprint}` : md);
     log(`\n${renderSummary(results)}`);
     log(`bench: wrote ${outFile} (${((performance.now() - started) / 1000).toFixed(0)} s in all)`);
     return Object.keys(errors).length > 0 ? 1 : 0;

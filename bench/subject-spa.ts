@@ -12,7 +12,7 @@ import { exitText, Sender, StampedSubject, waitUntil, type FloodSpec, type StopR
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const SPA_SERVER_BIN = join(ROOT, 'dist/server/bin.js');
-export const SPA_KNOCK_BIN = join(ROOT, 'dist/client/bin.js');
+export const SPA_KNOCK_BIN = join(ROOT, 'dist/client/spa-knock.cjs');
 
 /** Latency knocks ask for tcp/(FIRST_PORT + i): each opens a new rule, so each runs start_command. */
 export const FIRST_PORT = 20000;

@@ -121,7 +121,9 @@ function rateOf(pool: readonly Uint8Array[], ctx: VerifyContext, nowSec: number,
 
 /** Valid datagrams: each verified once and recorded, as the daemon does after policy. */
 function validRate(pool: readonly Uint8Array[], ctx: VerifyContext, nowSec: number): number {
-  const replay = new ReplayGuard(DEFAULT_WINDOW_SEC);
+  // One client sends them all in one second: room for all of them (protocol v1 bounds the guard
+  // per client, and a full client's oldest knock raises its watermark).
+  const replay = new ReplayGuard(DEFAULT_WINDOW_SEC, pool.length);
   const c: VerifyContext = { ...ctx, replay };
   let accepted = 0;
   const t0 = process.hrtime.bigint();

@@ -47,7 +47,10 @@ export function processIo(): ClientIo {
     homedir: homedir(),
     nowMs: () => Date.now(),
     random: (n) => new Uint8Array(randomBytes(n)),
-    stdin: process.stdin,
+    // A getter: process.stdin makes a stream (and loads its modules) on first use; only proxy reads it.
+    get stdin() {
+      return process.stdin;
+    },
     stdoutStream: process.stdout,
   };
 }

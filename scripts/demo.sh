@@ -4,7 +4,13 @@
 # and close, and watch an unauthorized knock and a replayed datagram be refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KNOCK="node dist/client/bin.js"
+# A fresh clone: install first (no compiler needed: cap, the libpcap addon, is optional), then build.
+if [ ! -x node_modules/.bin/tsc ]; then
+  printf '\n\033[1m== %s\033[0m\n' "installing (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+npm run --silent build
+KNOCK="node dist/client/spa-knock.cjs"
 SERVER="node dist/server/bin.js"
 PORT=62299
 work=$(mktemp -d /tmp/spa-demo.XXXXXX)
@@ -24,7 +30,9 @@ $KNOCK keygen --id alice
 $KNOCK keygen --id eve 2>/dev/null >/dev/null
 cp "$SPA_KNOCK_HOME/alice.pub" "$work/ssh.keys"
 
-if [ "$(id -u)" = 0 ]; then capture="Interface = lo"; mode="libpcap on lo (nothing binds udp/$PORT)"; else capture="UDPSocket = yes"; mode="a UDP socket (not root: no libpcap)"; fi
+if [ "$(id -u)" != 0 ]; then capture="UDPSocket = yes"; mode="a UDP socket (not root: no libpcap)"
+elif ! node -e "require('cap')" 2>/dev/null; then capture="UDPSocket = yes"; mode="a UDP socket (cap, the libpcap addon, is not installed: it needs libpcap-dev and g++)"
+else capture="Interface = lo"; mode="libpcap on lo (nothing binds udp/$PORT)"; fi
 cat > "$work/spa.conf" <<CONF
 [options]
 $capture
@@ -53,9 +61,9 @@ cat "$work/log"
 say "alice knocks (spa-knock 127.0.0.1 --key alice -v)"
 $KNOCK 127.0.0.1 --key alice --server-key "$work/srv/server.pub" --port $PORT -v
 sleep 0.5
-say "eve knocks with a key the server does not know"
+say "eve knocks with a key the server does not know (with libpcap, her tag is not in the kernel's filter: the daemon never sees it)"
 $KNOCK 127.0.0.1 --key eve --server-key "$work/srv/server.pub" --port $PORT -v
-say "a datagram is sent, then the same bytes again (a captured knock replayed): the copy is refused"
+say "a datagram is sent, then the same bytes again (a captured knock replayed): the replay guard refuses the copy (with libpcap, once the filter carries its nonce, the kernel drops further copies)"
 hex=$($KNOCK 127.0.0.1 --key alice --server-key "$work/srv/server.pub" --port $PORT --dry-run | tail -n 1)
 for _ in 1 2; do node -e "const s=require('dgram').createSocket('udp4');s.send(Buffer.from(process.argv[1],'hex'),$PORT,'127.0.0.1',()=>s.close())" "$hex"; sleep 0.3; done
 say "waiting for cmd_timeout (3 s) to close the door"

@@ -13,8 +13,14 @@ import {
   type LinkType,
 } from './core/frame.js';
 
-/** 64 MiB: measured here, a 10 MB buffer lost 10-25% of a 25k/s flood in the kernel, 64 MB none. */
-export const DEFAULT_KERNEL_BUFFER_BYTES = 64 * 1024 * 1024;
+/**
+ * 2 MiB, PcapBufferMB's default: with the tag filter in the kernel (server/bpf.ts) only knocks,
+ * early replays and forgeries with a copied tag reach the ring, and the ring is resident memory.
+ * libpcap's TPACKET_V2 ring (cap asks for immediate mode) gives each frame a slot sized by the
+ * snaplen (65535) wherever the interface offloads (lo, veth, most NICs): 32 frames in 4 MiB of
+ * blocks; without offloads and at MTU 1500, ~1,300 (docs/CONFIGURATION.md, PcapBufferMB).
+ */
+export const DEFAULT_KERNEL_BUFFER_BYTES = 2 * 1024 * 1024;
 /** cap asks libpcap for a 65535-byte snaplen; a frame buffer this size never truncates. */
 export const DEFAULT_FRAME_BUFFER_BYTES = 65535;
 /** After this long without the event loop turning, frames are counted and dropped (onPacket). */
@@ -26,6 +32,13 @@ export const DEFAULT_MAX_STALL_MS = 1000;
  * Reopens stop at this many (10 MB); the capture then only sheds.
  */
 export const MAX_RETAINED_HANDLES = 10_000;
+/**
+ * setFilter: the old handle stays open this long beside the new one, so the frames already in its
+ * ring are read before it closes (no gap); frames both rings hold meanwhile are delivered once.
+ */
+export const FILTER_OVERLAP_MS = 250;
+/** Frames remembered per handle while two are open, to deliver each frame once (bounded). */
+const MAX_OVERLAP_FRAMES = 4096;
 
 export type CaptureRejectReason = FrameRejectReason | 'capture.truncated';
 
@@ -54,6 +67,10 @@ export interface CaptureStats {
   readonly shed: number;
   /** Times the capture closed and reopened its handle because a burst lasted maxStallMs. */
   readonly reopens: number;
+  /** Times setFilter replaced the filter. */
+  readonly filterSwaps: number;
+  /** Frames both handles delivered while a filter was replaced, dropped as the copies they are. */
+  readonly duplicates: number;
 }
 
 // cap 0.2.1 ships no types; this is the part of its API we use (lib/Cap.js, src/binding.cc).
@@ -66,7 +83,40 @@ interface CapHandle {
 interface CapModule {
   Cap: { new (): CapHandle; deviceList(): { name: string }[] };
 }
-const { Cap } = createRequire(import.meta.url)('cap') as CapModule;
+
+/** The one line `run` (libpcap mode) and `check` refuse with when cap is not installed. */
+export const CAP_MISSING =
+  'libpcap capture needs the optional package cap, which is not installed: it builds at install with ' +
+  "libpcap's headers and a C++ compiler (apt-get install libpcap-dev g++ make python3, then npm install cap), " +
+  'or set UDPSocket = yes (or run --udp) to bind the port instead';
+
+// cap is an optional dependency (an install needs no compiler): loaded on first use, not at import.
+let capModule: CapModule | undefined;
+let capError: string | undefined;
+
+function loadCap(): CapModule {
+  if (capModule !== undefined) return capModule;
+  if (capError === undefined) {
+    try {
+      capModule = createRequire(import.meta.url)('cap') as CapModule;
+      return capModule;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      capError = code === 'MODULE_NOT_FOUND' ? CAP_MISSING : `${CAP_MISSING} (cap: ${(err as Error).message.split('\n')[0]})`;
+    }
+  }
+  throw new SystemError('capture', capError);
+}
+
+/** Why libpcap capture cannot work in this installation (cap missing or broken), or undefined. */
+export function captureUnavailable(): string | undefined {
+  try {
+    loadCap();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 // No cap handle may ever be collected: its destructor is unsafe whatever state it is in (cap 0.2.1,
 // src/binding.cc, seen here):
@@ -90,6 +140,14 @@ export class Capture {
   private readonly buffer: Buffer;
   private readonly view: Uint8Array;
   private handle: CapHandle | undefined;
+  /** The previous handle after setFilter, open until FILTER_OVERLAP_MS have passed. */
+  private draining: CapHandle | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
+  /** While two handles are open: the frames each delivered that the other has not (yet). */
+  private seenOld = new Map<string, number>();
+  private seenNew = new Map<string, number>();
+  private filterSwaps = 0;
+  private duplicates = 0;
   private options: Required<CaptureOptions> | undefined;
   private linkType: LinkType = 'ETHERNET';
   private closed = false;
@@ -152,7 +210,7 @@ export class Capture {
       throw new RangeError(`kernelBufferBytes: expected a positive integer, got ${String(options.kernelBufferBytes)}`);
     }
     // Refuse an unknown interface before cap touches it: a failed open leaks a pcap handle.
-    const names = Cap.deviceList().map((d) => d.name);
+    const names = loadCap().Cap.deviceList().map((d) => d.name);
     if (!names.includes(options.iface)) {
       throw new SystemError('capture', `${options.iface}: no such capture device (known: ${names.join(', ')})`);
     }
@@ -168,12 +226,59 @@ export class Capture {
       rejectedBy: { ...this.rejectedBy },
       shed: this.shed,
       reopens: this.reopens,
+      filterSwaps: this.filterSwaps,
+      duplicates: this.duplicates,
     };
+  }
+
+  /** Capture handles this process may still make (see MAX_RETAINED_HANDLES). */
+  handlesLeft(): number {
+    return MAX_RETAINED_HANDLES - retained.length;
+  }
+
+  /**
+   * Replaces the filter with no gap: a handle on the new filter opens first (the kernel fills both
+   * rings from then on), the old one is read for FILTER_OVERLAP_MS more and then closed, and a
+   * frame that both deliver in that time is passed on once. cap 0.2.1 has no pcap_setfilter, and
+   * each replacement retains one handle (~1 KB, see `retained`). Throws SystemError('capture') if
+   * libpcap refuses the filter; the old one then stays.
+   */
+  setFilter(filter: string): void {
+    const o = this.options;
+    if (o === undefined || this.closed) throw new Error('Capture.setFilter before open or after close');
+    if (filter === o.filter) return;
+    this.options = { ...o, filter };
+    const old = this.handle;
+    // Paused (a reopen is pending): the reopen takes the new filter.
+    if (old === undefined) return;
+    try {
+      this.openHandle();
+    } catch (err) {
+      this.options = o;
+      this.handle = old;
+      throw err;
+    }
+    this.filterSwaps++;
+    this.endOverlap(); // a third handle: the oldest one has had its time
+    this.draining = old;
+    this.drainTimer = setTimeout(() => this.endOverlap(), FILTER_OVERLAP_MS);
+    this.drainTimer.unref();
+  }
+
+  private endOverlap(): void {
+    clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
+    const h = this.draining;
+    this.draining = undefined;
+    if (h !== undefined) closeHandle(h);
+    this.seenOld = new Map();
+    this.seenNew = new Map();
   }
 
   /** Stops capturing. Safe to call more than once, and from inside a frame handler. */
   close(): void {
     this.closed = true;
+    this.endOverlap();
     const h = this.handle;
     this.handle = undefined;
     if (h !== undefined) closeHandle(h);
@@ -184,7 +289,7 @@ export class Capture {
     if (retained.length >= MAX_RETAINED_HANDLES) {
       throw new SystemError('capture', `${o.iface}: cannot capture: ${MAX_RETAINED_HANDLES} capture handles made already`);
     }
-    const handle = new Cap();
+    const handle = new (loadCap().Cap)();
     retained.push(handle);
     const buffer = this.buffer;
     // The listener's closure holds `view`, a view of the same ArrayBuffer: an open handle (cap
@@ -232,7 +337,8 @@ export class Capture {
    * level-triggered; the rest would come on the next turn).
    */
   private onPacket(handle: CapHandle, view: Uint8Array, nbytes: number, truncated: boolean): void {
-    if (handle !== this.handle) return; // a frame cap delivers while closing: not ours any more
+    if (handle !== this.handle && handle !== this.draining) return; // cap delivers while closing: not ours
+    if (this.draining !== undefined && this.isDuplicate(handle === this.draining, nbytes)) return;
     this.received++;
     const t = performance.now();
     if (this.burstStartMs < 0) {
@@ -268,6 +374,22 @@ export class Capture {
     });
   }
 
+  /** During a filter swap: whether the other handle already delivered these bytes (then forget it). */
+  private isDuplicate(fromOld: boolean, nbytes: number): boolean {
+    const key = this.buffer.toString('latin1', 0, nbytes);
+    const other = fromOld ? this.seenNew : this.seenOld;
+    const n = other.get(key);
+    if (n !== undefined) {
+      if (n > 1) other.set(key, n - 1);
+      else other.delete(key);
+      this.duplicates++;
+      return true;
+    }
+    const own = fromOld ? this.seenOld : this.seenNew;
+    if (own.size < MAX_OVERLAP_FRAMES) own.set(key, (own.get(key) ?? 0) + 1);
+    return false;
+  }
+
   private reject(reason: CaptureRejectReason): void {
     this.rejected++;
     this.rejectedBy[reason] = (this.rejectedBy[reason] ?? 0) + 1;
@@ -278,6 +400,7 @@ export class Capture {
     const h = this.handle;
     // Out of handles to spend: keep shedding (the loop still starves if cap alone cannot keep up).
     if (h === undefined || retained.length >= MAX_RETAINED_HANDLES) return;
+    this.endOverlap();
     this.handle = undefined;
     this.reopens++;
     closeHandle(h);

@@ -10,6 +10,7 @@ import { askDaemon, type GrantView } from './control.js';
 import { closeFromJournal, statusFromJournal } from './offline.js';
 import { readJournalReport } from './state.js';
 import { runDaemon } from './run.js';
+import { captureUnavailable } from './capture.js';
 
 export interface ServerIo {
   stdout(s: string): void;
@@ -69,6 +70,9 @@ Prints the server public key (also in DIR/server.pub); give it to clients
       for (const w of runtime.warnings) io.stderr(`spa-server: warning: ${formatProblem(w)}\n`);
       const c = runtime.config;
       for (const w of stateWarnings(c.options.stateDir)) io.stderr(`spa-server: warning: ${w}\n`);
+      // Whatever run refuses, check refuses: libpcap mode without cap installed.
+      const noCapture = c.options.udpSocket ? undefined : captureUnavailable();
+      if (noCapture !== undefined) throw new SystemError('capture', noCapture);
       // fwknop stanzas (issue 14; their warnings are among the runtime's): their count.
       const n = runtime.fwknop?.stanzas.length ?? 0;
       const fw = runtime.fwknop ? `${n} fwknop stanza${n === 1 ? '' : 's'} from ${runtime.fwknop.accessFiles.join(', ')}` : '';

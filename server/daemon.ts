@@ -22,6 +22,7 @@ import type { PacketSource } from './udp-source.js';
 import { openUdpSource } from './udp-source.js';
 import { SequenceEngine } from './sequences.js';
 import { openPcapSource } from './pcap-source.js';
+import { captureUnavailable } from './capture.js';
 import { serveControl, viewOf, type GrantView } from './control.js';
 import type { Server } from 'node:net';
 import { checkTrustedPath } from './trust.js';
@@ -95,6 +96,9 @@ export class Daemon {
   async start(): Promise<void> {
     this.runtime = this.load();
     for (const w of this.runtime.warnings) this.log.warn({ file: w.file, line: w.line }, w.message);
+    // Before any effect: without cap (an optional dependency) libpcap mode cannot start.
+    const noCapture = this.udpMode() ? undefined : captureUnavailable();
+    if (noCapture !== undefined) throw new SystemError('capture', noCapture);
     const o = this.runtime.config.options;
     const nowMs = this.nowMs();
     const nowSec = Math.floor(nowMs / SECOND);
@@ -200,6 +204,7 @@ export class Daemon {
       udpPorts: this.sequences?.ports('udp') ?? [],
       bufferBytes: o.pcapBufferMb * 1024 * 1024,
       onFrame,
+      kernelFilter: { tags: this.tags, windowSec: () => this.runtime.config.options.windowSec, nowMs: this.nowMs, notice: (level, fields, msg) => this.log[level](fields, msg) },
       onError: (e) => {
         this.log.error({ error: e.message }, 'capture failed; stopping');
         process.kill(process.pid, 'SIGTERM');
@@ -346,6 +351,7 @@ export class Daemon {
       return;
     }
     this.replay.add(v.client.guardKey, v.nonceKey, v.timeSec);
+    this.source?.accepted?.(f.payload, nowSec);
     const door = this.runtime.config.doors.find((d) => d.name === p.door.name);
     const untilMs = nowMs + (door?.cmdTimeoutSec ?? 10) * SECOND;
     this.counters.accepted++;
@@ -516,6 +522,7 @@ export class Daemon {
     const nowMs = this.nowMs();
     const nowSec = Math.floor(nowMs / SECOND);
     this.tags.refresh(nowSec);
+    this.source?.refresh?.(nowSec);
     this.replay.sweep(nowSec);
     try {
       this.replayStore.maybeCompact(this.replay);
@@ -548,6 +555,7 @@ export class Daemon {
     if (next.fwknop) this.fwknop?.reconfigure(next.fwknop);
     if (Boolean(next.fwknop) !== Boolean(this.fwknop)) this.log.warn({}, 'fwknop stanzas added or removed: they take effect at the next start');
     this.tags.setClients(next.clients, Math.floor(this.nowMs() / SECOND));
+    this.source?.refresh?.(Math.floor(this.nowMs() / SECOND), true);
     void (this.sequences?.reconfigure(next.config) ?? Promise.resolve())
       .catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'sequence reload failed'))
       .then(() => this.maybeReopenSource());

@@ -12,10 +12,14 @@ export interface PacketSource {
    * drops are not known; `shed` counts frames dropped undecoded so that timers could run
    * under a flood, `reopens` the times the handle was reopened for the same reason.
    */
-  stats(): { received: number; frames: number; rejected: number; shed: number; reopens: number; kernelDrops?: number } | undefined;
+  stats(): { received: number; frames: number; rejected: number; shed: number; reopens: number; kernelDrops?: number; filterSwaps?: number; duplicates?: number } | undefined;
   close(): void;
   /** The receive buffer the kernel granted (UDP socket), in bytes. */
   readonly bufferBytes?: number;
+  /** The kernel filter (pcap only): tags may have changed (tick, reload: keysChanged). */
+  refresh?(nowSec: number, keysChanged?: boolean): void;
+  /** The kernel filter (pcap only): this datagram was accepted; exclude its nonce. */
+  accepted?(datagram: Uint8Array, nowSec: number): void;
 }
 
 /**

@@ -53,7 +53,7 @@ export const DEFAULTS = {
   replayPerClient: 1024,
   replayTotal: 1_000_000,
   closeOnExit: true,
-  pcapBufferMb: 64,
+  pcapBufferMb: 2,
   /** UDP socket mode's receive buffer (capped by net.core.rmem_max). */
   udpBufferMb: 8,
   /** knockd.c SEQ_TIMEOUT */

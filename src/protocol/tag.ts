@@ -154,4 +154,17 @@ export class TagTable {
     if (!client || !block || block.epoch < first || block.epoch > last) return undefined;
     return { client, epoch: block.epoch };
   }
+
+  /**
+   * Read-only, for the capture filter (server/bpf.ts): the first 4 tag bytes (big-endian) of
+   * every client for any `epoch` (those outside the table too: the filter looks ahead).
+   */
+  tagPrefixes(epoch: number): Uint32Array {
+    const out = new Uint32Array(this.clients.length);
+    this.clients.forEach((c, i) => {
+      const t = computeTag(c.tagKey, epoch);
+      out[i] = (((t[0] ?? 0) << 24) | ((t[1] ?? 0) << 16) | ((t[2] ?? 0) << 8) | (t[3] ?? 0)) >>> 0;
+    });
+    return out;
+  }
 }

@@ -33,6 +33,9 @@ function start() {
   capture.open({
     iface: 'lo',
     filter: buildFilter({ spaPort: o.port, datagramBytes: o.datagramBytes, version: o.version, tcpPorts: [], udpPorts: [] }),
+    // These tests flood user space on purpose (no tag clause): a ring of 1,023 of lo's 64 KiB
+    // slots, the old default, so that the process, not the ring, is what a flood overruns.
+    kernelBufferBytes: Number(o.kernelBufferBytes ?? 64 * 1024 * 1024),
     // null turns a limit off; absent means the Capture's default.
     ...(o.maxBurstMs === undefined ? {} : { maxBurstMs: o.maxBurstMs === null ? Infinity : Number(o.maxBurstMs) }),
     ...(o.maxStallMs === undefined ? {} : { maxStallMs: o.maxStallMs === null ? Infinity : Number(o.maxStallMs) }),

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = {
-  'spa-knock': `${ROOT}dist/client/bin.js`,
+  'spa-knock': `${ROOT}dist/client/spa-knock.cjs`,
   'spa-server': `${ROOT}dist/server/bin.js`,
 } as const;
 

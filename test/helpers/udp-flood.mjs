@@ -1,7 +1,8 @@
 // A bounded UDP flood to a loopback address, for capture tests and benchmarks. Runs as a process.
 // Usage: node udp-flood.mjs '{"host":"127.0.0.1","port":62201,"count":100000,"durationMs":3000,
-//   "payloadBytes":120,"firstByte":1,"ratePerSec":0,"fill":"base64"}'   (ratePerSec 0 = as fast as it can;
-//   fill base64: random base64 text after the first byte, different in every datagram)
+//   "payloadBytes":120,"firstByte":1,"ratePerSec":0,"fill":"base64","prefixHex":""}'   (ratePerSec 0 = as fast as it can;
+//   fill base64: random base64 text after the first byte, different in every datagram;
+//   prefixHex: the payload starts with these bytes, e.g. a captured knock's version and tag)
 // Stops at whichever of count and durationMs comes first; prints {"sent":N,"ms":T} and exits 0.
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
@@ -19,6 +20,7 @@ const durationMs = Math.min(Number(o.durationMs ?? 3000), 30_000);
 const rate = Number(o.ratePerSec ?? 0);
 const payload = Buffer.alloc(Number(o.payloadBytes ?? 64), 0xab);
 payload[0] = Number(o.firstByte ?? 1);
+Buffer.from(String(o.prefixHex ?? ''), 'hex').copy(payload, 0);
 // "fill": "base64": every datagram different, base64 text after the first byte (fwknop-shaped
 // garbage that no cache can remember).
 const B64 = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');

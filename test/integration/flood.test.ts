@@ -16,7 +16,7 @@ import { fileLines, makeKeys, startServer, stopAllServers, until, type Keys } fr
 const enabled = canRun({ root: true });
 const PORT = 62321;
 
-function flood(o: { payloadBytes: number; ratePerSec: number; durationMs: number }): Promise<{ sent: number; ms: number }> {
+function flood(o: { payloadBytes: number; ratePerSec: number; durationMs: number; prefixHex: string }): Promise<{ sent: number; ms: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(ROOT, 'test/helpers/udp-flood.mjs'), JSON.stringify({ host: '127.0.0.1', port: PORT, count: 1_000_000, firstByte: 1, ...o })], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -60,6 +60,9 @@ Interface = lo
 SPAPort = ${PORT}
 ServerKey = ${keys.serverKey}
 StateDir = ${join(work, 'state')}
+# lo's frames take 64 KiB slots (cap's snaplen, lo's MTU): the default 2 MiB holds 32 of them,
+# too few for a flood that reaches user space while gc() runs every 10 ms.
+PcapBufferMB = 64
 
 [ssh]
 spa_keys = ${keys.authorized('ssh', ['alice'])}
@@ -77,20 +80,21 @@ stop_command = echo close %IP% >> ${effects}
   afterAll(stopAllServers);
 
   it.each([
-    // Right-size garbage passes the kernel filter and dies at the tag lookup. Unpaced, lo's
-    // ring (1,023 frames: cap's snaplen is 65535 and lo's MTU 64 KiB) loses ~1% of it, the
-    // knock with the same odds: that is measured by npm run bench, not asserted here.
-    ['right-size garbage at 30k/s', DATAGRAM_BYTES, 30_000, false],
-    // Every frame reaches cap's buffer (right size), and a full gc() runs every 10 ms: the
-    // use-after-free of DESIGN.md would kill the server here. 20k/s, not unpaced: full GCs
-    // every 10 ms leave the daemon too little CPU to drain lo's 1,023-frame ring at any rate.
-    ['right-size garbage at 20k/s, with gc() forced in the server every 10 ms', DATAGRAM_BYTES, 20_000, true],
-    ['right-size garbage at 10k/s', DATAGRAM_BYTES, 10_000, false],
-    ['wrong-size garbage (dropped in the kernel), unpaced', 100, 0, false],
-  ])('%s', async (_name, payloadBytes, ratePerSec, forceGc) => {
+    // Right-size garbage with random tags stays in the kernel (the tag filter): the process sleeps.
+    ['right-size garbage at 30k/s (dropped in the kernel)', DATAGRAM_BYTES, 30_000, false, false],
+    ['wrong-size garbage (dropped in the kernel), unpaced', 100, 0, false, false],
+    // Forgeries that copy a valid knock's tag pass the kernel filter and die at the box: every
+    // frame reaches cap's buffer, and a full gc() runs every 10 ms: the use-after-free of
+    // DESIGN.md would kill the server here. 20k/s, not unpaced: full GCs every 10 ms leave the
+    // daemon too little CPU to drain lo's ring at any rate.
+    ['forgeries with a copied tag at 20k/s, with gc() forced in the server every 10 ms', DATAGRAM_BYTES, 20_000, true, true],
+    ['forgeries with a copied tag at 10k/s', DATAGRAM_BYTES, 10_000, false, true],
+  ])('%s', async (_name, payloadBytes, ratePerSec, forceGc, copiedTag) => {
     writeFileSync(effects, '');
     const server = await startServer(['run', '--config', conf], { forceGc });
-    const flooding = flood({ payloadBytes, ratePerSec, durationMs: 3000 });
+    // A knock never sent: its version byte and tag, as an eavesdropper would copy them.
+    const prefixHex = copiedTag ? Buffer.from((await knockBytes()).subarray(0, 17)).toString('hex') : '';
+    const flooding = flood({ payloadBytes, ratePerSec, durationMs: 3000, prefixHex });
     await new Promise((r) => setTimeout(r, 1000));
     // The knock is made here and sent in-process, so its send time is known to the millisecond.
     const datagram = await knockBytes();

@@ -6,8 +6,8 @@
 // checkout while other test files run its CLIs; `npm test` has just built it (pretest). The
 // install runs scripts as usual (cap's node-gyp build; root's npm config has nodedir=/usr);
 // a tarball's own `prepare` is not run at install, which is why dist/ is in the package.
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,7 +50,7 @@ describe.runIf(canRun({ tools: ['npm', 'tar'] }))('npm pack + npm install -g int
   }, 300_000);
 
   it('the tarball has the built CLIs, the man pages, docs and examples, and no tests', () => {
-    for (const f of ['dist/client/bin.js', 'dist/server/bin.js', 'README.md', 'examples/spa-server.service', 'docs/CONFIGURATION.md', ...MAN_PAGES.map(([s, n]) => `man/${n}.${s}`)]) {
+    for (const f of ['dist/client/spa-knock.cjs', 'dist/server/bin.js', 'README.md', 'examples/spa-server.service', 'docs/CONFIGURATION.md', ...MAN_PAGES.map(([s, n]) => `man/${n}.${s}`)]) {
       expect(files, f).toContain(`package/${f}`);
     }
     expect(files.filter((f) => f.startsWith('package/test/') || f.startsWith('package/node_modules/'))).toEqual([]);
@@ -89,6 +89,69 @@ describe.runIf(canRun({ tools: ['npm', 'tar'] }))('npm pack + npm install -g int
       const r = await run('man', [sec, name], { env: { MANPATH: join(prefix, 'share', 'man'), MANPAGER: 'cat', PAGER: 'cat', MANWIDTH: '80' } });
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain(`${name.toUpperCase()}(${sec})`);
+    }
+  });
+});
+
+// An install with no compiler: cap is an optional dependency. --omit=optional installs what a
+// machine without libpcap's headers or g++ ends up with (cap's node-gyp build failing there is
+// what makes npm skip it); the rest must work, and libpcap mode must say what is missing.
+// npm 11 ignores --omit for -g installs, so this one installs into a prefix without -g.
+describe.runIf(canRun({ tools: ['npm', 'tar'] }))('npm install of the tarball into a prefix without optional dependencies (no cap)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spa-nocap-'));
+  const prefix = join(dir, 'prefix');
+  const installed = join(prefix, 'node_modules', pkg.name);
+  const bin = (name: string): string => join(prefix, 'node_modules', '.bin', name);
+  const server = bin('spa-server');
+  const conf = join(dir, 'spa.conf');
+  const port = 40000 + Math.floor(Math.random() * 10000);
+  const CAP_MISSING =
+    'spa-server: libpcap capture needs the optional package cap, which is not installed: it builds at install with ' +
+    "libpcap's headers and a C++ compiler (apt-get install libpcap-dev g++ make python3, then npm install cap), " +
+    'or set UDPSocket = yes (or run --udp) to bind the port instead\n';
+
+  beforeAll(async () => {
+    const p = await run('npm', ['pack', '--ignore-scripts', '--pack-destination', dir]);
+    expect(p.code, p.stderr).toBe(0);
+    const tarball = join(dir, p.stdout.trim().split('\n').pop()!);
+    const i = await run('npm', ['install', '--prefix', prefix, '--omit=optional', '--prefer-offline', '--no-audit', '--no-fund', tarball], { timeoutMs: 240_000 });
+    expect(i.code, `npm install --omit=optional failed:\n${i.stderr}`).toBe(0);
+    const k = await run(server, ['keygen', '--dir', join(dir, 'srv')]);
+    expect(k.code, k.stderr).toBe(0);
+    const c = await run(bin('spa-knock'), ['keygen', '--id', 'alice', '--dir', join(dir, 'client')]);
+    expect(c.code, c.stderr).toBe(0);
+    writeFileSync(
+      conf,
+      `[options]\nInterface = lo\nSPAPort = ${port}\nServerKey = ${join(dir, 'srv', 'server.key')}\nStateDir = ${join(dir, 'state')}\n\n` +
+        `[ssh]\nspa_keys = ${join(dir, 'client', 'alice.pub')}\naccess = tcp/22\nstart_command = true\nstop_command = true\n`,
+    );
+  }, 300_000);
+
+  it('installs without cap', () => {
+    expect(existsSync(join(prefix, 'node_modules', 'cap'))).toBe(false);
+    expect(existsSync(join(installed, 'dist', 'server', 'bin.js'))).toBe(true);
+  });
+
+  it('run in libpcap mode and check refuse in one line that says what to install or to use UDPSocket', async () => {
+    expect(await run(server, ['run', '--config', conf])).toEqual({ code: 1, stdout: '', stderr: CAP_MISSING });
+    expect(await run(server, ['check', '--config', conf])).toEqual({ code: 1, stdout: '', stderr: CAP_MISSING });
+  });
+
+  it('run --udp works, and a knock opens the door', async () => {
+    const child = spawn(server, ['run', '--config', conf, '--udp'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!out.includes('"started"') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toContain('"capture":"udp-socket"');
+      const k = await run(bin('spa-knock'), ['127.0.0.1', '--key', 'alice', '--key-dir', join(dir, 'client'), '--server-key', join(dir, 'srv', 'server.pub'), '--port', String(port)]);
+      expect(k.code, k.stderr).toBe(0);
+      while (!out.includes('"accepted"') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toContain('"msg":"accepted"');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
     }
   });
 });

@@ -213,7 +213,7 @@ describe('each directive', () => {
       replayTotal: 1_000_000,
       firewall: undefined,
       closeOnExit: true,
-      pcapBufferMb: 64,
+      pcapBufferMb: 2,
       udpBufferMb: 8,
       lines: {},
     });
