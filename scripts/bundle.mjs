@@ -17,8 +17,9 @@ const versionConstant = {
 
 await build({
   stdin: {
-    // client/bin.ts without its top-level await, which CommonJS does not have.
-    contents: "import { main, processIo } from './client/cli.ts';\nvoid main(process.argv.slice(2), processIo()).then((code) => { process.exitCode = code; });\n",
+    // client/bin.ts without its top-level await, which CommonJS does not have; like it, exit at
+    // once (a STUN server's name lookup given up on must not hold the process).
+    contents: "import { main, processIo } from './client/cli.ts';\nvoid main(process.argv.slice(2), processIo()).then((code) => process.exit(code));\n",
     resolveDir: process.cwd(),
     sourcefile: 'spa-knock.ts',
     loader: 'ts',
