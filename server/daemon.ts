@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SystemError, UserError } from '../src/errors.js';
 import { commandsFor } from '../src/config/commands.js';
+import { DEFAULTS } from '../src/config/types.js';
 import { accessText, type Access } from '../src/net/access.js';
 import { DATAGRAM_BYTES, VERSION } from '../src/protocol/constants.js';
 import { verifyDatagram, type VerifyContext } from '../src/protocol/datagram.js';
@@ -177,7 +178,13 @@ export class Daemon {
   private sourceKey(): string {
     const o = this.runtime.config.options;
     if (this.udpMode()) return `udp ${o.udpListen?.text ?? '*'} ${o.spaPort} ${o.udpBufferMb}`;
-    return `pcap ${this.opts.iface ?? o.interface ?? 'eth0'} ${o.spaPort} ${o.pcapBufferMb} tcp:${this.sequences?.ports('tcp').join(',')} udp:${this.sequences?.ports('udp').join(',')}`;
+    return `pcap ${this.opts.iface ?? o.interface ?? 'eth0'} ${o.spaPort} ${this.pcapBufferMb()} tcp:${this.sequences?.ports('tcp').join(',')} udp:${this.sequences?.ports('udp').join(',')}`;
+  }
+
+  /** PcapBufferMB as set, else its default: larger when fwknop clients are served (DEFAULTS). */
+  private pcapBufferMb(): number {
+    const o = this.runtime.config.options;
+    return o.lines['PcapBufferMB'] === undefined && this.runtime.fwknop ? DEFAULTS.pcapBufferMbFwknop : o.pcapBufferMb;
   }
 
   private async openSource(): Promise<PacketSource> {
@@ -202,7 +209,7 @@ export class Daemon {
       extraClauses: this.runtime.fwknop ? [fwknopFilterClause(o.spaPort)] : [],
       tcpPorts: this.sequences?.ports('tcp') ?? [],
       udpPorts: this.sequences?.ports('udp') ?? [],
-      bufferBytes: o.pcapBufferMb * 1024 * 1024,
+      bufferBytes: this.pcapBufferMb() * 1024 * 1024,
       onFrame,
       kernelFilter: { tags: this.tags, windowSec: () => this.runtime.config.options.windowSec, nowMs: this.nowMs, notice: (level, fields, msg) => this.log[level](fields, msg) },
       onError: (e) => {

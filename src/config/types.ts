@@ -54,6 +54,11 @@ export const DEFAULTS = {
   replayTotal: 1_000_000,
   closeOnExit: true,
   pcapBufferMb: 2,
+  /**
+   * PcapBufferMB's default when fwknop clients are served: their packets (base64 text, no
+   * tag) cannot be checked in the kernel, so a flood of fwknop-shaped garbage reaches the ring.
+   */
+  pcapBufferMbFwknop: 64,
   /** UDP socket mode's receive buffer (capped by net.core.rmem_max). */
   udpBufferMb: 8,
   /** knockd.c SEQ_TIMEOUT */
