@@ -25,7 +25,7 @@ import { SequenceEngine } from './sequences.js';
 import { openPcapSource } from './pcap-source.js';
 import { captureUnavailable } from './capture.js';
 import { serveControl, viewOf, type GrantView } from './control.js';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { checkTrustedPath } from './trust.js';
 import { LOCK_FILE, lockStateDir, type StateLock } from './lock.js';
 import { FwknopHandler } from './fwknop-handler.js';
@@ -48,6 +48,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const CLOSE_RETRY_MS = 30 * SECOND;
 /** How often the base rules (protect = yes) are checked for and reinstalled if gone. */
 const FIREWALL_CHECK_MS = 10 * SECOND;
+/** At shutdown, how long a control client may take to receive its reply before it is cut off. */
+const CONTROL_LINGER_MS = SECOND;
 /** Sequence-door openings held at once (each completed knock holds one until its stop runs). */
 const MAX_SEQUENCE_GRANTS = 1024;
 
@@ -73,6 +75,8 @@ export class Daemon {
   private lastKernelDrops = 0;
   private stopping = false;
   private control: Server | undefined;
+  /** Open control connections: server.close() waits for them, so shutdown ends them itself. */
+  private readonly controlConns = new Set<Socket>();
   private lock: StateLock | undefined;
   readonly counters = { accepted: 0, rejected: 0 };
   private sequenceOpens = 0;
@@ -132,6 +136,10 @@ export class Daemon {
     this.control = serveControl(o.stateDir, {
       status: () => this.grants.list().map(viewOf),
       close: (addr) => this.closeMatching(addr),
+    });
+    this.control.on('connection', (c: Socket) => {
+      this.controlConns.add(c);
+      c.once('close', () => this.controlConns.delete(c));
     });
     this.intervals.push(
       setInterval(() => this.tick(), 5 * SECOND),
@@ -597,6 +605,13 @@ export class Daemon {
     this.fwknop?.close();
     this.journal.close();
     this.lock?.release();
+    // server.close() waits for open connections, and a client that connected and said nothing
+    // kept the process alive after 'stopped' for as long as it liked. End each one, letting a
+    // reply already written go out first (bounded: a client that never reads is cut off).
+    for (const c of this.controlConns) {
+      c.end(() => c.destroy());
+      setTimeout(() => c.destroy(), CONTROL_LINGER_MS).unref();
+    }
   }
 }
 
