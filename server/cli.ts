@@ -4,7 +4,7 @@ import { VERSION_TEXT } from '../src/version.js';
 import { SystemError, UserError } from '../src/errors.js';
 import { parseAddressOrThrow } from '../src/net/address.js';
 import { writeServerKey } from '../keys/keygen-command.js';
-import { runProgram } from '../client/cli.js';
+import { runProgram } from '../src/cli.js';
 import { formatProblem, loadRuntime } from './runtime.js';
 import { askDaemon, type GrantView } from './control.js';
 import { closeFromJournal, statusFromJournal } from './offline.js';
