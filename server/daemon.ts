@@ -571,6 +571,8 @@ export class Daemon {
   }
 
   private async reloadNow(): Promise<ReloadResult> {
+    // Not a configuration problem: the control socket answers it as an error (exit 1).
+    if (this.stopping) throw new SystemError('state', 'the daemon is stopping');
     const config = this.opts.configFile;
     let loaded: ReturnType<typeof loadRuntime>;
     try {
