@@ -1,12 +1,13 @@
 // `spa-server reload` against a real daemon (libpcap on lo): the control socket's reload is
 // SIGHUP's, it waits for the result, and a refused configuration comes back as FILE:LINE.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { BIN, runCli } from '../helpers/cli.js';
 import { canRun } from '../helpers/require.js';
-import { makeKeys, startServer, stopAllServers, type Keys, type ServerProcess } from '../helpers/server.js';
+import { makeKeys, ServerProcess, startServer, stopAllServers, type Keys } from '../helpers/server.js';
 
 // Root: the daemon captures lo with libpcap.
 const enabled = canRun({ root: true });
@@ -75,6 +76,24 @@ stop_command = true
     expect(await server.waitFor(server.msg('reloaded'), 10_000, mark)).toMatchObject({ doors: ['ssh'], keys: 2 });
     expect(await verdict(server, 'mallory')).toMatchObject({ msg: 'accepted', id: 'mallory' });
     writeFileSync(sshKeys, readFileSync(join(keys.clientHome, 'alice.pub'), 'utf8'));
+  });
+
+  it('a step after the switch fails (the firewall tool is missing): exit 1, the failure named', async () => {
+    // The daemon's PATH has no nft, so its firewall setup fails (and no firewall is touched).
+    const nftConf = join(work, 'nft.conf');
+    writeFileSync(nftConf, text.replace(/start_command = true\n/, 'firewall = nftables\nprotect = no\n').replace(/stop_command = true\n/, ''));
+    const server = new ServerProcess(spawn(process.execPath, [BIN['spa-server'], 'run', '--config', nftConf], { env: { ...process.env, PATH: '/nonexistent' }, stdio: ['pipe', 'pipe', 'pipe'] }));
+    try {
+      await server.waitFor(server.msg('started'));
+      const r = await runCli('spa-server', ['reload', '--config', nftConf], { timeoutMs: 90_000 });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^spa-server: firewall setup failed: nftables: nft .*: nft: command not found\n/);
+      expect(r.stderr.trimEnd().split('\n').at(-1)).toBe(`spa-server: ${nftConf}: reloaded, but 1 step failed (see above and the daemon's log)`);
+      expect((await server.stop()).code).toBe(0);
+    } finally {
+      await server.stop('SIGKILL');
+    }
   });
 
   it('a broken configuration: exit 2 with FILE:LINE, the daemon runs on with the old one', async () => {
