@@ -1,8 +1,9 @@
 // spa-knock's command line: main(argv, io) -> exit code. Shell.
 import { homedir } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { SystemError, UserError, describeError, exitCodeOf, EXIT_OK, EXIT_USAGE } from '../src/errors.js';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { SystemError, UserError } from '../src/errors.js';
+import { runProgram } from '../src/cli.js';
 import type { Readable, Writable } from 'node:stream';
 import { parseAccess, dedupeAccess, accessText, type Access } from '../src/net/access.js';
 import { parseAddress, type Address } from '../src/net/address.js';
@@ -301,29 +302,4 @@ appends it to the door's spa_keys file. Never overwrites a key without --force.`
     });
 
   return runProgram(program, argv, io, 'spa-knock');
-}
-
-/** Runs a commander program with our exit-code and one-line-error conventions. */
-export async function runProgram(program: Command, argv: readonly string[], io: { stdout(s: string): void; stderr(s: string): void }, prog: string): Promise<number> {
-  const configure = (c: Command): void => {
-    c.exitOverride();
-    c.configureOutput({
-      writeOut: (s) => io.stdout(s),
-      writeErr: (s) => io.stderr(s),
-      outputError: (s, write) => write(s.replace(/^error: /, `${prog}: `)),
-    });
-    c.commands.forEach(configure);
-  };
-  configure(program);
-  try {
-    await program.parseAsync(argv as string[], { from: 'user' });
-    return EXIT_OK;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;
-      return EXIT_USAGE;
-    }
-    io.stderr(`${describeError(prog, e)}\n`);
-    return exitCodeOf(e);
-  }
 }

@@ -15,7 +15,7 @@ import { parseFwknoprc } from '../src/fwknop/rc.js';
 import { checkSecretMode } from '../keys/files.js';
 import { resolveHost, sendDatagram } from './resolve.js';
 import type { ClientIo } from './cli.js';
-import { runProgram } from './cli.js';
+import { runProgram } from '../src/cli.js';
 
 /** libfko's protocol version for fwknop 2.6.x clients (FKO_PROTOCOL_VERSION). */
 const FKO_PROTOCOL_VERSION = '3.0.0';

@@ -1,12 +1,16 @@
 // spa-server's command line: main(argv, io) -> exit code. Shell.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { VERSION_TEXT } from '../src/version.js';
 import { SystemError, UserError } from '../src/errors.js';
 import { parseAddressOrThrow } from '../src/net/address.js';
+import { parseConfig } from '../src/config/parse.js';
+import { DEFAULTS } from '../src/config/types.js';
 import { writeServerKey } from '../keys/keygen-command.js';
-import { runProgram } from '../client/cli.js';
+import { runProgram } from '../src/cli.js';
 import { formatProblem, loadRuntime } from './runtime.js';
-import { askDaemon, type GrantView } from './control.js';
+import { askDaemon, askReload, CONTROL_SOCKET, type GrantView } from './control.js';
 import { closeFromJournal, statusFromJournal } from './offline.js';
 import { readJournalReport } from './state.js';
 import { runDaemon } from './run.js';
@@ -117,7 +121,47 @@ Prints the server public key (also in DIR/server.pub); give it to clients
       for (const f of r.failed) io.stderr(`spa-server: close ${f.grant.door} ${f.grant.addr} ${f.grant.access ?? ''}: ${f.error}\n`);
       if (r.failed.length > 0) throw new SystemError('command', `${r.failed.length} rule${r.failed.length === 1 ? '' : 's'} could not be closed`);
     });
+  program
+    .command('reload')
+    .description('make the running daemon reload its configuration and keys (as SIGHUP does) and report the result')
+    .requiredOption('-c, --config <file>', 'the configuration file (for StateDir; the daemon reloads the file it was started with)')
+    .addHelpText('after', RELOAD_HELP)
+    .action(async (o: { config: string }) => {
+      const stateDir = controlDirOf(o.config);
+      const reply = await askReload(stateDir);
+      if (!reply) throw new SystemError('net', `no daemon running (nothing listens on ${join(stateDir, CONTROL_SOCKET)})`);
+      if ('error' in reply) throw new SystemError('net', `daemon: ${reply.error}`);
+      if (!reply.ok) {
+        for (const p of reply.problems) io.stderr(`spa-server: ${p}\n`);
+        const n = reply.problems.length;
+        throw new UserError('config', `${reply.config}: reload refused (${n} problem${n === 1 ? '' : 's'}); the daemon runs on with its previous configuration`);
+      }
+      for (const e of reply.errors) io.stderr(`spa-server: ${e}\n`);
+      const n = reply.errors.length;
+      if (n > 0) throw new SystemError('command', `${reply.config}: reloaded, but ${n} step${n === 1 ? '' : 's'} failed (see above and the daemon's log)`);
+      io.stdout(`${reply.config}: reloaded: ${reply.doors.length} door${reply.doors.length === 1 ? '' : 's'}${reply.doors.length > 0 ? ` (${reply.doors.join(', ')})` : ''}, ${reply.keys} authorized key${reply.keys === 1 ? '' : 's'}\n`);
+    });
   return program;
+}
+
+/**
+ * StateDir (where the control socket is) for `reload`. The file may be the broken one the
+ * daemon is about to refuse, so a configuration with problems still names its StateDir
+ * when it can be read; failing that, the default.
+ */
+function controlDirOf(configFile: string): string {
+  const { runtime, problems } = loadRuntime(configFile);
+  if (runtime) return runtime.config.options.stateDir;
+  let text: string;
+  try {
+    text = readFileSync(configFile, 'utf8');
+  } catch {
+    throw new UserError('config', problems.map(formatProblem).join('\n'));
+  }
+  const parsed = parseConfig(text, configFile);
+  if (parsed.ok) return parsed.config.options.stateDir;
+  const m = /^[ \t]*(?:StateDir[ \t]*=|SPA_STATE_DIR[ \t])[ \t]*(\/[^\s;#]*)/m.exec(text);
+  return m?.[1] ?? DEFAULTS.stateDir;
 }
 
 /** Damaged state records (the daemon logs the same at start); check reports them, run goes on. */
@@ -159,11 +203,12 @@ runs for the knocker's address; the rule closes after cmd_timeout.
 Signals:
   SIGTERM, SIGINT  close open rules (unless CloseOnExit = no) and exit 0
   SIGHUP           reload the configuration and keys; keeps the replay guard and open rules
+                   (spa-server reload does the same and reports the result)
 
 Files:
   StateDir/replay.log        accepted nonces (single use, survives kill -9)
   StateDir/openings.journal  open rules, closed at start if they expired while down
-  StateDir/control.sock      for spa-server status and close
+  StateDir/control.sock      for spa-server status, close and reload
   StateDir/lock              held by the running daemon (one daemon per StateDir)
 
 Trust: the config, ServerKey, spa_keys and one_time_sequences files and StateDir
@@ -173,6 +218,20 @@ not group/world-writable; StateDir is created mode 0700.
 Exit status:
   0 stopped by a signal; 1 the system failed (capture, state directory);
   2 a configuration or key problem (each printed as FILE:LINE: message)
+`;
+
+const RELOAD_HELP = `
+Asks the daemon over StateDir/control.sock to reload, as SIGHUP does: the
+configuration file it was started with, the server key and the spa_keys files
+are read again; the replay guard and open rules stay. Waits until the new
+configuration is in force (sequence ports, capture, firewall base rules).
+A configuration with problems is refused and the daemon runs on with the
+previous one. For systemd: ExecReload=/usr/bin/spa-server reload --config FILE
+
+Exit status:
+  0 reloaded (one line: the file, its doors and keys)
+  1 no daemon running, or a step after the reload failed (firewall setup)
+  2 the configuration was refused (each problem printed as FILE:LINE: message)
 `;
 
 export async function main(argv: readonly string[], io: ServerIo): Promise<number> {

@@ -24,7 +24,7 @@ import { openUdpSource } from './udp-source.js';
 import { SequenceEngine } from './sequences.js';
 import { openPcapSource } from './pcap-source.js';
 import { captureUnavailable } from './capture.js';
-import { serveControl, viewOf, type GrantView } from './control.js';
+import { serveControl, viewOf, type GrantView, type ReloadResult } from './control.js';
 import type { Server, Socket } from 'node:net';
 import { checkTrustedPath } from './trust.js';
 import { LOCK_FILE, lockStateDir, type StateLock } from './lock.js';
@@ -77,6 +77,8 @@ export class Daemon {
   private control: Server | undefined;
   /** Open control connections: server.close() waits for them, so shutdown ends them itself. */
   private readonly controlConns = new Set<Socket>();
+  /** The reload in progress (SIGHUP and the control socket's reload queue behind it). */
+  private reloadQueue: Promise<void> = Promise.resolve();
   private lock: StateLock | undefined;
   readonly counters = { accepted: 0, rejected: 0 };
   private sequenceOpens = 0;
@@ -136,6 +138,7 @@ export class Daemon {
     this.control = serveControl(o.stateDir, {
       status: () => this.grants.list().map(viewOf),
       close: (addr) => this.closeMatching(addr),
+      reload: () => this.reload(),
     });
     this.control.on('connection', (c: Socket) => {
       this.controlConns.add(c);
@@ -227,9 +230,9 @@ export class Daemon {
     });
   }
 
-  /** After a reload: reopen the capture if its port, interface or filter ports changed. */
-  private async maybeReopenSource(): Promise<void> {
-    if (this.stopping || this.sourceKey() === this.openedSourceKey) return;
+  /** After a reload: reopen the capture if its port, interface or filter ports changed. Returns a failure. */
+  private async maybeReopenSource(): Promise<string | undefined> {
+    if (this.stopping || this.sourceKey() === this.openedSourceKey) return undefined;
     const old = this.source;
     const previousKey = this.openedSourceKey;
     // A UDP socket must let go of the port before a new one can bind it.
@@ -238,10 +241,12 @@ export class Daemon {
       this.source = await this.openSource();
       if (!this.udpMode()) old?.close();
       this.log.info({ capture: this.openedSourceKey }, 'capture reopened');
+      return undefined;
     } catch (e) {
       this.openedSourceKey = previousKey;
       this.log.error({ error: (e as Error).message }, 'capture reopen failed; keeping the previous capture');
       if (this.udpMode()) this.source = undefined;
+      return `capture reopen failed: ${(e as Error).message}`;
     }
   }
 
@@ -274,9 +279,11 @@ export class Daemon {
   /**
    * Installs each built-in backend's base rules. At start (`fatal`), a backend that cannot
    * install a door's `protect = yes` stops the daemon: a door must not run as if protected
-   * while its port is exposed (systemd's Restart= tries again). On a reload it is logged.
+   * while its port is exposed (systemd's Restart= tries again). On a reload it is logged and
+   * returned (one line per backend that failed).
    */
-  private async setupBackends(fatal = false): Promise<void> {
+  private async setupBackends(fatal = false): Promise<string[]> {
+    const failed: string[] = [];
     const seen = new Set<Backend>();
     for (const door of this.runtime.config.doors) {
       const b = this.runtime.backends.get(door.name);
@@ -286,6 +293,7 @@ export class Daemon {
       const r = await applyAll(b.setup(doors));
       if (!r.ok) {
         this.log.error({ backend: b.name, error: r.message }, 'firewall setup failed');
+        failed.push(`firewall setup failed: ${b.name}: ${r.message}`);
         const guarded = doors.filter((d) => d.protect).map((d) => d.door);
         if (fatal && guarded.length > 0) throw new SystemError('command', `firewall ${b.name}: cannot install protect = yes for ${guarded.map((d) => `[${d}]`).join(', ')}: ${r.message}`);
       } else this.log.info({ backend: b.name, doors: doors.map((d) => d.door), protect: protectedAccess(doors).map(accessText) }, 'firewall set up');
@@ -295,8 +303,12 @@ export class Daemon {
     const fb = fw ? this.runtime.backends.get(fw.doors[0] ?? '') : undefined;
     if (fw && fb && !seen.has(fb)) {
       const r = await applyAll(fb.setup(fw.doors.filter((d) => this.runtime.backends.get(d) === fb).map((door) => ({ door, protect: false, access: [] }))));
-      if (!r.ok) this.log.error({ backend: fb.name, error: r.message }, 'firewall setup failed');
+      if (!r.ok) {
+        this.log.error({ backend: fb.name, error: r.message }, 'firewall setup failed');
+        failed.push(`firewall setup failed: ${fb.name}: ${r.message}`);
+      }
     }
+    return failed;
   }
 
   /**
@@ -557,26 +569,62 @@ export class Daemon {
     }
   }
 
-  /** SIGHUP: new config and keys; the replay guard and open rules stay. */
-  reload(): void {
-    let next: Runtime;
+  /**
+   * SIGHUP and `spa-server reload` (over the control socket): new config and keys; the
+   * replay guard and open rules stay. Reloads run one at a time, in the order asked. A
+   * configuration with problems is refused (each FILE:LINE: message) and the running one
+   * stays. Resolves once the new configuration is in force: sequence ports, the capture and
+   * the firewall's base rules are done (their failures are logged and returned).
+   */
+  reload(): Promise<ReloadResult> {
+    const r = this.reloadQueue.then(() => this.reloadNow());
+    this.reloadQueue = r.then(
+      () => undefined,
+      () => undefined,
+    );
+    return r;
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
+    // Not a configuration problem: the control socket answers it as an error (exit 1).
+    if (this.stopping) throw new SystemError('state', 'the daemon is stopping');
+    const config = this.opts.configFile;
+    let loaded: ReturnType<typeof loadRuntime>;
     try {
-      next = this.load();
+      loaded = loadRuntime(config, { udp: this.opts.udp, iface: this.opts.iface });
     } catch (e) {
-      this.log.error({ error: (e as Error).message }, 'reload failed; keeping the running configuration');
-      return;
+      loaded = { problems: [{ file: config, message: (e as Error).message }] };
+    }
+    const next = loaded.runtime;
+    if (!next) {
+      const problems = loaded.problems.map(formatProblem);
+      this.log.error({ error: problems.join('\n') }, 'reload failed; keeping the running configuration');
+      return { ok: false, config, problems };
     }
     this.runtime = next;
     if (next.fwknop) this.fwknop?.reconfigure(next.fwknop);
     if (Boolean(next.fwknop) !== Boolean(this.fwknop)) this.log.warn({}, 'fwknop stanzas added or removed: they take effect at the next start');
     this.tags.setClients(next.clients, Math.floor(this.nowMs() / SECOND));
     this.source?.refresh?.(Math.floor(this.nowMs() / SECOND), true);
-    void (this.sequences?.reconfigure(next.config) ?? Promise.resolve())
-      .catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'sequence reload failed'))
-      .then(() => this.maybeReopenSource());
-    this.log.info({ doors: next.config.doors.map((d) => d.name), keys: next.clients.length }, 'reloaded');
+    const errors: string[] = [];
+    try {
+      await this.sequences?.reconfigure(next.config);
+    } catch (e) {
+      this.log.error({ error: (e as Error).message }, 'sequence reload failed');
+      errors.push(`sequence reload failed: ${(e as Error).message}`);
+    }
+    const reopen = await this.maybeReopenSource();
+    if (reopen !== undefined) errors.push(reopen);
     // A changed door (protect, access, firewall) must reach the firewall now, not at the next start.
-    void this.setupBackends().catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'firewall setup failed'));
+    try {
+      errors.push(...(await this.setupBackends()));
+    } catch (e) {
+      this.log.error({ error: (e as Error).message }, 'firewall setup failed');
+      errors.push(`firewall setup failed: ${(e as Error).message}`);
+    }
+    const doors = next.config.doors.map((d) => d.name);
+    this.log.info({ doors, keys: next.clients.length, errors: errors.length > 0 ? errors : undefined }, 'reloaded');
+    return { ok: true, config, doors, keys: next.clients.length, errors };
   }
 
   /** `spa-server close`: every grant for addr (canonical text), or all. */

@@ -21,8 +21,9 @@ export async function runDaemon(o: RunOptions): Promise<void> {
   let stop: (signal: string) => void = (signal) => {
     stopAsked ??= signal;
   };
+  // SIGHUP and `spa-server reload` share Daemon.reload; it logs its own outcome.
   const hup = (): void => {
-    if (started) daemon.reload();
+    if (started) void daemon.reload().catch((e: unknown) => log.error({ error: (e as Error).message }, 'reload failed'));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { askDaemon, CONTROL_SOCKET, serveControl } from '../../server/control.js';
+import { askDaemon, askReload, CONTROL_SOCKET, serveControl } from '../../server/control.js';
 
 const servers: { close(): void }[] = [];
 afterEach(() => servers.splice(0).forEach((s) => s.close()));
@@ -12,7 +12,13 @@ afterEach(() => servers.splice(0).forEach((s) => s.close()));
 function serve() {
   const dir = mkdtempSync(join(tmpdir(), 'spa-control-'));
   const calls: (string | undefined)[] = [];
-  servers.push(serveControl(dir, { status: () => [], close: async (addr) => (calls.push(addr), []) }));
+  servers.push(
+    serveControl(dir, {
+      status: () => [],
+      close: async (addr) => (calls.push(addr), []),
+      reload: async () => (calls.push('reload'), { ok: false, config: '/x.conf', problems: ['/x.conf:3: bad'] }),
+    }),
+  );
   return { dir, calls };
 }
 
@@ -43,6 +49,12 @@ describe('control socket', () => {
     expect(calls).toEqual(['2001:db8::1', undefined]);
   });
 
+  it('reload: answers with the daemon\'s result once it is done', async () => {
+    const { dir, calls } = serve();
+    expect(await askReload(dir)).toEqual({ ok: false, config: '/x.conf', problems: ['/x.conf:3: bad'] });
+    expect(calls).toEqual(['reload']);
+  });
+
   it('answers one request per connection', async () => {
     const { dir, calls } = serve();
     const out = await raw(dir, '{"cmd":"close","all":true}\n{"cmd":"close","all":true}\n');
@@ -52,5 +64,6 @@ describe('control socket', () => {
 
   it('with no daemon, askDaemon says so (undefined) instead of failing', async () => {
     expect(await askDaemon(mkdtempSync(join(tmpdir(), 'spa-control-')), { cmd: 'status' })).toBeUndefined();
+    expect(await askReload(mkdtempSync(join(tmpdir(), 'spa-control-')))).toBeUndefined();
   });
 });
