@@ -51,6 +51,7 @@ export class Metrics {
   private readonly replayEntries: Gauge;
   private readonly replayCapacity: Gauge;
   private readonly fwknopRejected: Counter;
+  /** Capture counters, each made when its source first reports it. */
   private readonly capture = new Map<CaptureField, Counter>();
   private doors: readonly string[] = [];
   /** What the running capture (and the fwknop handler) had counted at the last update. */
@@ -67,7 +68,6 @@ export class Metrics {
     this.replayEntries = new Gauge({ name: 'spa_replay_guard_entries', help: 'Nonces the replay guard holds.', registers });
     this.replayCapacity = new Gauge({ name: 'spa_replay_guard_capacity', help: 'The replay guard capacity (ReplayTotal).', registers });
     this.fwknopRejected = new Counter({ name: 'spa_fwknop_rejected_total', help: 'fwknop packets refused (fwknop_access doors).', registers });
-    for (const c of CAPTURE) this.capture.set(c.field, new Counter({ name: c.name, help: c.help, registers }));
     // Every reason at 0, so that rate() has a series from the start.
     for (const r of Object.keys(REASONS)) this.rejectedBy.inc({ reason: r }, 0);
     this.setDoors(doors);
@@ -106,11 +106,15 @@ export class Metrics {
     this.lastSource = s.source;
     const stats = s.source?.stats();
     if (!stats) return;
-    for (const [field, counter] of this.capture) {
-      const v = stats[field];
+    for (const c of CAPTURE) {
+      const v = stats[c.field];
       if (v === undefined) continue;
-      counter.inc(Math.max(0, v - (this.lastCapture[field] ?? 0)));
-      this.lastCapture[field] = v;
+      // Made at the first value: a series the source does not report (kernel drops under
+      // libpcap) is absent, not a misleading 0.
+      let counter = this.capture.get(c.field);
+      if (!counter) this.capture.set(c.field, (counter = new Counter({ name: c.name, help: c.help, registers: [this.registry] })));
+      counter.inc(Math.max(0, v - (this.lastCapture[c.field] ?? 0)));
+      this.lastCapture[c.field] = v;
     }
   }
 
