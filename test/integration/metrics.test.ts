@@ -1,0 +1,131 @@
+// MetricsFile end to end (issue 13, item 7): a real daemon, a real knock (spa-knock) and one
+// bad datagram; the file node_exporter would read says so. UDP socket mode runs as any
+// user; libpcap on lo (which also reports the kernel-filter mode) needs root.
+import { createSocket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseAddress, type Address } from '../../src/net/address.js';
+import { encodeKnock } from '../../src/protocol/datagram.js';
+import { readClientSecretKey, resolveServerPublicKey } from '../../keys/files.js';
+import { runCli } from '../helpers/cli.js';
+import { canRun } from '../helpers/require.js';
+import { makeKeys, startServer, stopAllServers, until, type Keys } from '../helpers/server.js';
+
+const PORT = 62371;
+
+async function send(d: Uint8Array): Promise<void> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r, j) => s.send(d, PORT, '127.0.0.1', (e) => (e ? j(e) : r())));
+  s.close();
+}
+
+/** Every `name{labels} value` line of the file, by series. */
+function series(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+
+const modes: { name: string; options: string; pcap: boolean }[] = [
+  { name: 'UDP socket', options: 'UDPSocket = yes\nUDPListen = 127.0.0.1\n', pcap: false },
+  ...(canRun({ root: true }) ? [{ name: 'libpcap on lo', options: 'Interface = lo\nPcapBufferMB = 8\n', pcap: true }] : []),
+];
+
+describe.each(modes)('MetricsFile with a real daemon ($name)', ({ options, pcap }) => {
+  let keys: Keys;
+  let work: string;
+  let conf: string;
+  let prom: string;
+
+  beforeAll(async () => {
+    keys = await makeKeys(['alice']);
+    work = mkdtempSync(join(tmpdir(), 'spa-metrics-'));
+    // As node_exporter's textfile directory: outside StateDir, made by the operator.
+    mkdirSync(join(work, 'textfile'), { mode: 0o755 });
+    prom = join(work, 'textfile', 'spa.prom');
+    conf = join(work, 'spa.conf');
+    writeFileSync(
+      conf,
+      `[options]
+${options}SPAPort = ${PORT}
+ServerKey = ${keys.serverKey}
+StateDir = ${join(work, 'state')}
+MetricsFile = ${prom}
+
+[ssh]
+spa_keys = ${keys.authorized('ssh', ['alice'])}
+access = tcp/22
+start_command = true
+stop_command = true
+cmd_timeout = 600
+`,
+    );
+  });
+  afterEach(async () => {
+    await stopAllServers();
+  });
+  afterAll(async () => {
+    await stopAllServers();
+  });
+
+  it('one knock accepted for its door, one bad datagram rejected with its reason', async () => {
+    const server = await startServer(['run', '--config', conf]);
+    // Written at the start, then every 10 s: there before any packet.
+    await until(() => existsSync(prom), 10_000, 'the metrics file after the start');
+    expect(series(readFileSync(prom, 'utf8')).get('spa_knocks_accepted_total{door="ssh"}')).toBe(0);
+
+    const k = await runCli('spa-knock', ['127.0.0.1', '--key', 'alice', '--server-key', keys.serverPub, '--port', String(PORT), '-A', 'tcp/22'], { env: { SPA_KNOCK_HOME: keys.clientHome } });
+    expect(k.code, k.stderr).toBe(0);
+    await server.waitFor(server.msg('accepted'), 15_000);
+    // alice's knock with its last byte flipped: its tag is good (the kernel filter lets it
+    // through), its box does not authenticate.
+    const bad = encodeKnock({
+      client: readClientSecretKey(join(keys.clientHome, 'alice.key')),
+      server: resolveServerPublicKey(keys.serverPub),
+      allow: parseAddress('127.0.0.1') as Address,
+      access: [{ proto: 'tcp', port: 22 }],
+      timeSec: Math.floor(Date.now() / 1000),
+      nonce: new Uint8Array(randomBytes(24)),
+    });
+    bad[bad.length - 1]! ^= 0xff;
+    await send(bad);
+    const rejected = await server.waitFor(server.msg('rejected'), 15_000);
+    expect(rejected).toMatchObject({ reason: 'box.bad', src: '127.0.0.1' });
+
+    const stop = await server.stop('SIGTERM');
+    expect(stop.code).toBe(0);
+    // Written again at stop, with the last counts.
+    const s = series(readFileSync(prom, 'utf8'));
+    expect(s.get('spa_knocks_accepted_total{door="ssh"}')).toBe(1);
+    expect(s.get('spa_knocks_rejected_total{reason="box.bad"}')).toBe(1);
+    const allRejected = [...s].filter(([k]) => k.startsWith('spa_knocks_rejected_total{')).reduce((n, [, v]) => n + v, 0);
+    expect(allRejected).toBe(1);
+    expect(s.get('spa_replay_guard_entries')).toBe(1);
+    expect(s.get('spa_open_rules{door="ssh"}')).toBe(0); // CloseOnExit closed it before the last write
+    expect(s.get('spa_capture_frames_received_total')).toBeGreaterThanOrEqual(2);
+    if (pcap) {
+      expect(s.get('spa_kernel_filter_mode{mode="tags"}')! + s.get('spa_kernel_filter_mode{mode="fallback"}')!).toBe(1);
+      expect(s.has('spa_capture_kernel_drops_total')).toBe(false); // cap does not report them
+    } else {
+      expect(s.get('spa_capture_kernel_drops_total')).toBe(0);
+      expect([...s.keys()].some((k) => k.startsWith('spa_kernel_filter_mode'))).toBe(false);
+    }
+    expect(lstatSync(prom).mode & 0o777).toBe(0o644);
+  });
+
+  it('while running, the file shows the open rule', async () => {
+    const server = await startServer(['run', '--config', conf]);
+    const k = await runCli('spa-knock', ['127.0.0.1', '--key', 'alice', '--server-key', keys.serverPub, '--port', String(PORT), '-A', 'tcp/22'], { env: { SPA_KNOCK_HOME: keys.clientHome } });
+    expect(k.code, k.stderr).toBe(0);
+    await server.waitFor(server.msg('accepted'), 15_000);
+    // The next periodic write (every 10 s) has it; generous for a busy machine.
+    await until(() => series(readFileSync(prom, 'utf8')).get('spa_open_rules{door="ssh"}') === 1, 30_000, 'the open rule in the metrics file');
+  });
+});
