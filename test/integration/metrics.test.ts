@@ -1,6 +1,7 @@
 // MetricsFile end to end (issue 13, item 7): a real daemon, a real knock (spa-knock) and one
 // bad datagram; the file node_exporter would read says so. UDP socket mode runs as any
 // user; libpcap on lo (which also reports the kernel-filter mode) needs root.
+import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,9 @@ import { canRun } from '../helpers/require.js';
 import { makeKeys, startServer, stopAllServers, until, type Keys } from '../helpers/server.js';
 
 const PORT = 62371;
+
+/** The daemon's log lines from the first test (UDP socket mode), for the fail2ban filter. */
+let daemonLog: Record<string, unknown>[] = [];
 
 async function send(d: Uint8Array): Promise<void> {
   const s = createSocket('udp4');
@@ -118,6 +122,7 @@ cmd_timeout = 600
       expect([...s.keys()].some((k) => k.startsWith('spa_kernel_filter_mode'))).toBe(false);
     }
     expect(lstatSync(prom).mode & 0o777).toBe(0o644);
+    if (!pcap) daemonLog = server.lines;
   });
 
   it('while running, the file shows the open rule', async () => {
@@ -127,5 +132,24 @@ cmd_timeout = 600
     await server.waitFor(server.msg('accepted'), 15_000);
     // The next periodic write (every 10 s) has it; generous for a busy machine.
     await until(() => series(readFileSync(prom, 'utf8')).get('spa_open_rules{door="ssh"}') === 1, 30_000, 'the open rule in the metrics file');
+  });
+});
+
+// docs/METRICS.md's fail2ban filter, as printed there, against the daemon's real log lines.
+describe.runIf(canRun({ tools: ['fail2ban-regex'] }))('the documented fail2ban filter', () => {
+  it('matches the rejected line with its source, and no other line', () => {
+    expect(daemonLog.length).toBeGreaterThan(0);
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/METRICS.md'), 'utf8');
+    const filter = /`\/etc\/fail2ban\/filter\.d\/spa-server\.conf`:\n\n```ini\n([^`]*)```/.exec(doc)?.[1];
+    expect(filter).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'spa-f2b-'));
+    writeFileSync(join(dir, 'spa-server.conf'), filter!);
+    // pino writes the fields in the order the daemon gives them; JSON.stringify keeps it.
+    writeFileSync(join(dir, 'log'), daemonLog.map((l) => `${JSON.stringify(l)}\n`).join(''));
+    const out = execFileSync('fail2ban-regex', ['--print-all-matched', join(dir, 'log'), join(dir, 'spa-server.conf')], { encoding: 'utf8' });
+    const rejected = daemonLog.filter((l) => l['msg'] === 'rejected').length;
+    expect(rejected).toBe(1);
+    expect(out).toMatch(new RegExp(`Lines: ${daemonLog.length} lines, 0 ignored, 1 matched, ${daemonLog.length - 1} missed`));
+    expect(out).toMatch(/"reason":"box\.bad","src":"127\.0\.0\.1"/);
   });
 });
