@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -151,5 +151,44 @@ describe.runIf(canRun({ tools: ['fail2ban-regex'] }))('the documented fail2ban f
     expect(rejected).toBe(1);
     expect(out).toMatch(new RegExp(`Lines: ${daemonLog.length} lines, 0 ignored, 1 matched, ${daemonLog.length - 1} missed`));
     expect(out).toMatch(/"reason":"box\.bad","src":"127\.0\.0\.1"/);
+  });
+});
+
+// As root the daemon trusts only what root owns and others cannot write (server/trust.ts):
+// MetricsFile is written as root, outside StateDir. What `run` refuses, `check` refuses.
+describe.runIf(canRun({ root: true }))('MetricsFile that is not trusted', () => {
+  let keys: Keys;
+  let work: string;
+
+  beforeAll(async () => {
+    keys = await makeKeys(['alice']);
+    work = mkdtempSync(join(tmpdir(), 'spa-metrics-trust-'));
+  });
+
+  async function bothRefuse(prom: string, message: RegExp): Promise<void> {
+    const conf = join(mkdtempSync(join(work, 'c')), 'spa.conf');
+    writeFileSync(conf, `[options]\nSPAPort = ${PORT}\nUDPSocket = yes\nServerKey = ${keys.serverKey}\nStateDir = ${join(work, 'state')}\nMetricsFile = ${prom}\n\n[ssh]\nspa_keys = ${keys.authorized('t', ['alice'])}\naccess = tcp/22\nstart_command = true\n`);
+    for (const cmd of ['check', 'run']) {
+      const r = await runCli('spa-server', [cmd, '-c', conf], { timeoutMs: 20_000 });
+      expect(r.code, `${cmd}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(`${conf}:6: MetricsFile: not trusted: `);
+      expect(r.stderr).toMatch(message);
+    }
+  }
+
+  it('in a directory others can write: refused by check and run, naming it', async () => {
+    const open = join(work, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    await bothRefuse(join(open, 'spa.prom'), new RegExp(`${open}: writable by group and others \\(mode 0777\\)`));
+  });
+
+  it('a symbolic link, even to a good file: refused, and the target is never written', async () => {
+    const target = join(work, 'target');
+    writeFileSync(target, 'keep\n', { mode: 0o644 });
+    const link = join(work, 'link.prom');
+    symlinkSync(target, link);
+    await bothRefuse(link, /link\.prom: is a symbolic link/);
+    expect(readFileSync(target, 'utf8')).toBe('keep\n');
   });
 });
