@@ -62,7 +62,7 @@ export class Metrics {
   constructor(doors: readonly string[]) {
     const registers = [this.registry];
     this.acceptedBy = new Counter({ name: 'spa_knocks_accepted_total', help: 'Knocks accepted (SPA and fwknop), by door.', labelNames: ['door'], registers });
-    this.rejectedBy = new Counter({ name: 'spa_knocks_rejected_total', help: 'SPA datagrams refused, by reason (docs/PROTOCOL.md; spa-server explain REASON).', labelNames: ['reason'], registers });
+    this.rejectedBy = new Counter({ name: 'spa_knocks_rejected_total', help: 'SPA datagrams refused, by reason (the checks of docs/PROTOCOL.md section 5).', labelNames: ['reason'], registers });
     this.openRules = new Gauge({ name: 'spa_open_rules', help: 'Open rules (grants) the daemon holds now, by door.', labelNames: ['door'], registers });
     this.filterMode = new Gauge({ name: 'spa_kernel_filter_mode', help: 'The kernel filter in use: 1 for the current mode (tags or fallback), 0 for the other. libpcap capture only.', labelNames: ['mode'], registers });
     this.replayEntries = new Gauge({ name: 'spa_replay_guard_entries', help: 'Nonces the replay guard holds.', registers });
