@@ -22,7 +22,7 @@ import { Journal, REPLAY_FILE, ReplayStore, readJournalReport } from './state.js
 import type { PacketSource } from './udp-source.js';
 import { openUdpSource } from './udp-source.js';
 import { SequenceEngine } from './sequences.js';
-import { openPcapSource } from './pcap-source.js';
+import { openPcapSource, type PcapSource } from './pcap-source.js';
 import { captureUnavailable } from './capture.js';
 import { serveControl, viewOf, type GrantView, type ReloadResult } from './control.js';
 import type { Server, Socket } from 'node:net';
@@ -30,6 +30,7 @@ import { checkTrustedPath } from './trust.js';
 import { LOCK_FILE, lockStateDir, type StateLock } from './lock.js';
 import { FwknopHandler } from './fwknop-handler.js';
 import { fwknopFilterClause } from './fwknop-filter.js';
+import type { MetricsSample, MetricsWriter } from './metrics.js';
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -84,6 +85,8 @@ export class Daemon {
   private sequenceOpens = 0;
   /** fwknop stanzas (issue 14); undefined without any. */
   private fwknop: FwknopHandler | undefined;
+  /** MetricsFile (issue 13, item 7); undefined without one (prom-client is then not loaded). */
+  private metrics: MetricsWriter | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     this.nowMs = opts.nowMs ?? Date.now;
@@ -149,6 +152,11 @@ export class Daemon {
       setInterval(() => void this.checkFirewall(), FIREWALL_CHECK_MS),
       setInterval(() => this.reportSuppressed(), 10 * SECOND),
     );
+    if (o.metricsFile !== undefined) {
+      const { Metrics, MetricsWriter } = await import('./metrics.js');
+      this.metrics = new MetricsWriter(new Metrics(this.runtime.config.doors.map((d) => d.name)), o.metricsFile, () => this.metricsSample(), this.log);
+      this.metrics.start();
+    }
     this.log.info(
       {
         config: this.opts.configFile,
@@ -382,6 +390,7 @@ export class Daemon {
     const door = this.runtime.config.doors.find((d) => d.name === p.door.name);
     const untilMs = nowMs + (door?.cmdTimeoutSec ?? 10) * SECOND;
     this.counters.accepted++;
+    this.metrics?.metrics.accepted(p.door.name);
     for (const eff of this.grants.plan(p.door.name, v.client.id, p.addr, v.access, untilMs)) this.grant(eff.grant, eff.kind);
     this.log.info(
       { door: p.door.name, id: v.client.id, src: f.src.text, allow: p.addr.text, access: v.access.map(accessText), until: new Date(untilMs).toISOString() },
@@ -392,12 +401,26 @@ export class Daemon {
   /** A fwknop stanza accepted a packet: the usual grant path (issue 14). */
   private grantFwknop(door: string, id: string, addr: Grant['addr'], access: readonly Access[], untilMs: number): void {
     this.counters.accepted++;
+    this.metrics?.metrics.accepted(door);
     for (const eff of this.grants.plan(door, id, addr, access, untilMs)) this.grant(eff.grant, eff.kind);
   }
 
   private reject(reason: string, f: Frame, id: string | undefined, nowMs: number): void {
     this.counters.rejected++;
+    this.metrics?.metrics.rejected(reason);
     if (this.rejectLog.take(reason, nowMs)) this.log.info({ reason, src: f.src.text, id }, 'rejected');
+  }
+
+  private metricsSample(): MetricsSample {
+    const src = this.source;
+    return {
+      source: src,
+      filterMode: src && 'filterMode' in src ? (src as PcapSource).filterMode() : undefined,
+      openRules: this.grants.list().map((g) => g.door),
+      replayEntries: this.replay.size,
+      replayCapacity: this.runtime.config.options.replayTotal,
+      fwknopRejected: this.fwknop?.counters.rejected,
+    };
   }
 
   private reportSuppressed(): void {
@@ -615,6 +638,8 @@ export class Daemon {
     }
     const reopen = await this.maybeReopenSource();
     if (reopen !== undefined) errors.push(reopen);
+    if (this.metrics) this.metrics.reconfigure(next.config.options.metricsFile, next.config.doors.map((d) => d.name));
+    else if (next.config.options.metricsFile !== undefined) this.log.warn({ file: next.config.options.metricsFile }, 'MetricsFile added: it takes effect at the next start');
     // A changed door (protect, access, firewall) must reach the firewall now, not at the next start.
     try {
       errors.push(...(await this.setupBackends()));
@@ -648,6 +673,7 @@ export class Daemon {
       for (const t of this.timers.values()) clearTimeout(t);
     }
     await Promise.all([...this.chains.values()]);
+    await this.metrics?.stop();
     this.log.info({ closed: closeAll, left: this.grants.size, accepted: this.counters.accepted, rejected: this.counters.rejected, capture: this.source?.stats() }, 'stopped');
     this.replayStore.close();
     this.fwknop?.close();

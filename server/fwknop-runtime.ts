@@ -99,7 +99,7 @@ export function loadFwknopd(configFile: string, text: string): { config?: Config
     file: configFile,
     options: {
       useSyslog: false, logFile: undefined, pidFile: undefined, interface: conf.interface, spaPort: conf.port, serverKey: undefined,
-      stateDir: conf.stateDir, udpSocket: conf.udpServer, udpListen: undefined, udpBufferMb: DEFAULTS.udpBufferMb, windowSec: conf.maxAgeSec, firewall: conf.firewall === 'command' ? undefined : conf.firewall,
+      stateDir: conf.stateDir, udpSocket: conf.udpServer, udpListen: undefined, udpBufferMb: DEFAULTS.udpBufferMb, metricsFile: undefined, windowSec: conf.maxAgeSec, firewall: conf.firewall === 'command' ? undefined : conf.firewall,
       closeOnExit: DEFAULTS.closeOnExit, pcapBufferMb: DEFAULTS.pcapBufferMb, replayPerClient: DEFAULTS.replayPerClient, replayTotal: DEFAULTS.replayTotal, lines: {},
     },
     doors: [],

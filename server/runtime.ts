@@ -139,6 +139,7 @@ export function loadRuntime(configFile: string, opts: LoadOptions = {}): { runti
   const stateDir = config.options.stateDir;
   if (!isAbsolute(stateDir)) problems.push({ file: configFile, line: config.options.lines['StateDir'], message: `StateDir: expected an absolute path, got ${JSON.stringify(stateDir)}` });
   else trust(stateDir, 'dir', 'StateDir', config.options.lines['StateDir'], true);
+  if (config.options.metricsFile !== undefined) trust(config.options.metricsFile, 'file', 'MetricsFile', config.options.lines['MetricsFile'], true);
   if (config.options.serverKey !== undefined && spaDoors.length > 0) trust(config.options.serverKey, 'file', 'ServerKey', config.options.lines['ServerKey']);
   for (const door of keyDoors) trust(door.spaKeys!, 'file', `[${door.name}]: spa_keys`, door.lines['spa_keys']);
   for (const door of config.doors) {

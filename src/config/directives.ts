@@ -56,6 +56,13 @@ function path(v: string): Value | string {
   return { t: 'text', v };
 }
 
+/** A path the daemon writes outside StateDir (MetricsFile): absolute, so it never depends on the cwd. */
+function absolutePath(v: string): Value | string {
+  const r = path(v);
+  if (typeof r === 'string') return r;
+  return v.startsWith('/') ? r : `expected an absolute path, got ${JSON.stringify(v)}`;
+}
+
 function int(min: number, max: number, unit: string): (v: string) => Value | string {
   return (v) => {
     if (!/^[0-9]{1,10}$/.test(v)) return `expected ${unit} as a whole number ${min}-${max}, got ${JSON.stringify(v)}`;
@@ -146,6 +153,7 @@ export const DIRECTIVES: readonly Directive[] = [
   d('CloseOnExit', 'options', yesNo),
   d('PcapBufferMB', 'options', int(LIMITS.pcapBufferMb.min, LIMITS.pcapBufferMb.max, 'MiB')),
   d('UDPBufferMB', 'options', int(LIMITS.pcapBufferMb.min, LIMITS.pcapBufferMb.max, 'MiB')),
+  d('MetricsFile', 'options', absolutePath),
   d('spa_keys', 'spa-door', path),
   d('fwknop_access', 'spa-door', path),
   d('access', 'spa-door', access),

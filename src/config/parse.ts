@@ -188,6 +188,7 @@ function buildOptions(s: Section, useSyslog: boolean): Options {
     closeOnExit: get(s, 'CloseOnExit', 'bool')?.v ?? DEFAULTS.closeOnExit,
     pcapBufferMb: get(s, 'PcapBufferMB', 'int')?.v ?? DEFAULTS.pcapBufferMb,
     udpBufferMb: get(s, 'UDPBufferMB', 'int')?.v ?? DEFAULTS.udpBufferMb,
+    metricsFile: get(s, 'MetricsFile', 'text')?.v,
     lines: linesOf(s),
   };
 }

@@ -119,6 +119,8 @@ export interface Options {
   readonly pcapBufferMb: number;
   /** UDP socket mode: receive buffer size in MiB. Default 8 (the kernel caps it at net.core.rmem_max). */
   readonly udpBufferMb: number;
+  /** Prometheus text file for node_exporter's textfile collector, rewritten every 10 s; undefined = none. */
+  readonly metricsFile: string | undefined;
   readonly lines: DirectiveLines;
 }
 

@@ -215,6 +215,7 @@ describe('each directive', () => {
       closeOnExit: true,
       pcapBufferMb: 2,
       udpBufferMb: 8,
+      metricsFile: undefined,
       lines: {},
     });
   });
@@ -241,6 +242,7 @@ describe('each directive', () => {
     ['Firewall = UFW', { firewall: 'ufw' }],
     ['CloseOnExit = no', { closeOnExit: false }],
     ['PcapBufferMB = 256', { pcapBufferMb: 256 }],
+    ['MetricsFile = /var/lib/node_exporter/textfile_collector/spa.prom', { metricsFile: '/var/lib/node_exporter/textfile_collector/spa.prom' }],
   ])('[options] %s', (line, expected) => {
     expect(load(`[options]\n${line}\n`).options).toMatchObject(expected);
   });
@@ -319,7 +321,7 @@ describe('each directive', () => {
       'UseSyslog', 'LogFile', 'PidFile', 'Interface', 'sequence', 'one_time_sequences', 'seq_timeout', 'tcpflags', 'target',
       'start_command', 'start_command_6', 'cmd_timeout', 'stop_command', 'stop_command_6', 'SPAPort', 'ServerKey', 'StateDir',
       'UDPSocket', 'UDPListen', 'UDPBufferMB', 'Window', 'Firewall', 'CloseOnExit', 'PcapBufferMB', 'spa_keys', 'access', 'spa_allow_nat', 'firewall',
-      'protect', 'ignore_duplicates', 'ReplayPerClient', 'ReplayTotal', 'spa_allow_source', 'fwknop_access',
+      'protect', 'ignore_duplicates', 'ReplayPerClient', 'ReplayTotal', 'spa_allow_source', 'fwknop_access', 'MetricsFile',
     ]);
     expect(DIRECTIVES.map((d) => d.name).sort()).toEqual([...tested].sort());
   });
@@ -355,6 +357,8 @@ describe('errors: every problem, FILE:LINE: message', () => {
     ['bad UDPListen', '[options]\nUDPListen = 10.0.0.256\n', ['spa.conf:2: UDPListen: expected an IPv4 or IPv6 address, got "10.0.0.256"']],
     ['bad Firewall', '[options]\nFirewall = pf\n', ['spa.conf:2: Firewall: expected one of nftables, iptables, ufw, firewalld, command, got "pf"']],
     ['bad PcapBufferMB', '[options]\nPcapBufferMB = 0\n', ['spa.conf:2: PcapBufferMB: expected MiB as a whole number 1-4096, got "0"']],
+    ['relative MetricsFile', '[options]\nMetricsFile = spa.prom\n', ['spa.conf:2: MetricsFile: expected an absolute path, got "spa.prom"']],
+    ['empty MetricsFile', '[options]\nMetricsFile =\n', ['spa.conf:2: MetricsFile: expected a file path']],
     ['bad Interface', '[options]\nInterface = /dev/eth0\n', ['spa.conf:2: Interface: expected an interface name such as eth0 or lo, got "/dev/eth0"']],
     ['empty ServerKey', '[options]\nServerKey =\n', ['spa.conf:2: ServerKey: expected a file path']],
     ['port 0', '[d]\nsequence = 0,1\ncommand = x\n', ['spa.conf:2: sequence: port must be 1-65535, got "0"']],
