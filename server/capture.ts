@@ -51,6 +51,11 @@ export interface CaptureOptions {
   readonly kernelBufferBytes?: number;
   /** Infinity: never shed. */
   readonly maxBurstMs?: number;
+  /**
+   * Past maxBurstMs, frames for which this says yes are still decoded and handled (it must be
+   * cheap: a port compare), the rest are shed. Unset: every frame past maxBurstMs is shed.
+   */
+  readonly keepWhenShedding?: (dstPort: number, proto: 'tcp' | 'udp') => boolean;
   /** Infinity: never reopen (with maxBurstMs Infinity too, cap drains its ring however long it takes). */
   readonly maxStallMs?: number;
 }
@@ -148,7 +153,7 @@ export class Capture {
   private seenNew = new Map<string, number>();
   private filterSwaps = 0;
   private duplicates = 0;
-  private options: Required<CaptureOptions> | undefined;
+  private options: (Required<Omit<CaptureOptions, 'keepWhenShedding'>> & Pick<CaptureOptions, 'keepWhenShedding'>) | undefined;
   private linkType: LinkType = 'ETHERNET';
   private closed = false;
   private frameHandler: FrameHandler = () => {};
@@ -205,6 +210,7 @@ export class Capture {
       kernelBufferBytes: options.kernelBufferBytes ?? DEFAULT_KERNEL_BUFFER_BYTES,
       maxBurstMs: options.maxBurstMs ?? DEFAULT_MAX_BURST_MS,
       maxStallMs: options.maxStallMs ?? DEFAULT_MAX_STALL_MS,
+      keepWhenShedding: options.keepWhenShedding,
     };
     if (!Number.isInteger(this.options.kernelBufferBytes) || this.options.kernelBufferBytes <= 0) {
       throw new RangeError(`kernelBufferBytes: expected a positive integer, got ${String(options.kernelBufferBytes)}`);
@@ -341,16 +347,18 @@ export class Capture {
     if (this.draining !== undefined && this.isDuplicate(handle === this.draining, nbytes)) return;
     this.received++;
     const t = performance.now();
+    let shedding = false;
     if (this.burstStartMs < 0) {
       this.burstStartMs = t;
       setImmediate(this.endBurst);
     } else {
       const burstMs = t - this.burstStartMs;
       if (burstMs > this.options!.maxStallMs) this.pause();
-      if (burstMs > this.options!.maxBurstMs) {
-        this.shed++;
-        return;
-      }
+      if (burstMs > this.options!.maxBurstMs) shedding = true;
+    }
+    if (shedding && this.options!.keepWhenShedding === undefined) {
+      this.shed++;
+      return;
     }
     if (truncated) {
       this.reject('capture.truncated');
@@ -359,6 +367,11 @@ export class Capture {
     const r = decodeFrame(this.linkType, view, nbytes);
     if (isFrameReject(r)) {
       this.reject(r.reject);
+      return;
+    }
+    // A flood aims at one port; a knock sequence's few frames to other ports are cheap to keep.
+    if (shedding && !this.options!.keepWhenShedding!(r.dstPort, r.proto)) {
+      this.shed++;
       return;
     }
     this.frames++;

@@ -70,7 +70,10 @@ export function openPcapSource(o: PcapSourceOptions): PcapSource {
   const base: FilterSpec = { spaPort: o.spaPort, datagramBytes: o.datagramBytes, version: o.version, tcpPorts: o.tcpPorts, udpPorts: o.udpPorts, extraClauses: o.extraClauses };
   const kf = o.kernelFilter;
   const filter = kf ? new KernelFilter(base, kf, capture) : undefined;
-  capture.open({ iface: o.iface, filter: filter ? filter.initial() : buildFilter(base), kernelBufferBytes: o.bufferBytes });
+  // Past its burst limit the capture sheds the SPA port's frames (where a flood aims, and where
+  // each frame may cost crypto) but keeps a sequence knock's few, cheap frames to other ports.
+  const keepWhenShedding = (dstPort: number): boolean => dstPort !== o.spaPort;
+  capture.open({ iface: o.iface, filter: filter ? filter.initial() : buildFilter(base), kernelBufferBytes: o.bufferBytes, keepWhenShedding });
   return {
     stats: () => {
       const s = capture.stats();
