@@ -3,6 +3,7 @@
 // 0600 configs), with stanzas that open through CMD_CYCLE_OPEN (a command that leaves a
 // file), from a ~/.fwknoprc whose keys come from the real `fwknop --key-gen`.
 // Needs root (namespaces, libpcap), fwknop and fwknopd.
+import { keyGen, type FwknopKeys as Keys } from '../helpers/fwknop.js';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { parseDigestCache } from '../../src/fwknop/replay.js';
@@ -15,14 +16,6 @@ import { NetnsLab, nsExec, sweepStaleNetns, type Netns } from '../helpers/netns.
 import { describeNeeding } from '../helpers/requirements.js';
 import { until } from '../helpers/server.js';
 
-interface Keys {
-  key: string;
-  hmac: string;
-}
-function keyGen(extra: string[] = []): Keys {
-  const out = execFileSync('fwknop', ['--key-gen', '--no-rc-file', '--no-save-args', ...extra], { encoding: 'utf8' });
-  return { key: /KEY_BASE64:\s*(\S+)/.exec(out)?.[1] as string, hmac: /HMAC_KEY_BASE64:\s*(\S+)/.exec(out)?.[1] as string };
-}
 
 describeNeeding('spa-knock --named-config against the real fwknopd', { root: true, tools: ['fwknop', 'fwknopd', 'ip'] }, 'network namespaces and Debian\'s fwknop-server', () => {
   const lab = new NetnsLab();

@@ -3,6 +3,7 @@
 // (real libpcap) from an unchanged fwknopd.conf + access.conf whose stanzas open through
 // CMD_CYCLE_OPEN (a command that leaves a file: no firewall needed to see the opening).
 // Needs root (capture) and fwknop.
+import { keyGen, type FwknopKeys as Keys } from '../helpers/fwknop.js';
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,14 +19,6 @@ import { fileLines, makeKeys, startServer, stopAllServers, until, type ServerPro
 const PORT = 28720;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface Keys {
-  key: string;
-  hmac: string;
-}
-function keyGen(extra: string[] = []): Keys {
-  const out = execFileSync('fwknop', ['--key-gen', '--no-rc-file', '--no-save-args', ...extra], { encoding: 'utf8' });
-  return { key: /KEY_BASE64:\s*(\S+)/.exec(out)?.[1] as string, hmac: /HMAC_KEY_BASE64:\s*(\S+)/.exec(out)?.[1] as string };
-}
 
 /** Runs the real client; saves the packet it sent in `save` when given. */
 function fwknop(args: string[], save?: string): string {
