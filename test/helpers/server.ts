@@ -5,7 +5,12 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
 import { BIN, runCli } from './cli.js';
+import { parseAddress, type Address } from '../../src/net/address.js';
+import type { Access } from '../../src/net/access.js';
+import { encodeKnock } from '../../src/protocol/datagram.js';
+import { readClientSecretKey, resolveServerPublicKey } from '../../keys/files.js';
 
 export interface Keys {
   readonly dir: string;
@@ -14,6 +19,18 @@ export interface Keys {
   readonly clientHome: string;
   /** Authorized-keys files by name. */
   authorized(name: string, ids: string[]): string;
+}
+
+/** A v1 knock made in-process with a key of `keys` (now, a fresh nonce, 127.0.0.1, tcp/22 unless told). */
+export function craftKnock(keys: Keys, id: string, o: { timeSec?: number; allow?: string; access?: Access[] } = {}): Uint8Array {
+  return encodeKnock({
+    client: readClientSecretKey(join(keys.clientHome, `${id}.key`)),
+    server: resolveServerPublicKey(keys.serverPub),
+    allow: o.allow === 'source' ? 'source' : (parseAddress(o.allow ?? '127.0.0.1') as Address),
+    access: o.access ?? [{ proto: 'tcp', port: 22 }],
+    timeSec: o.timeSec ?? Math.floor(Date.now() / 1000),
+    nonce: new Uint8Array(randomBytes(24)),
+  });
 }
 
 export async function makeKeys(ids: string[] = ['alice']): Promise<Keys> {

@@ -3,17 +3,13 @@
 // user; libpcap on lo (which also reports the kernel-filter mode) needs root.
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseAddress, type Address } from '../../src/net/address.js';
-import { encodeKnock } from '../../src/protocol/datagram.js';
-import { readClientSecretKey, resolveServerPublicKey } from '../../keys/files.js';
 import { runCli } from '../helpers/cli.js';
 import { canRun } from '../helpers/require.js';
-import { makeKeys, startServer, stopAllServers, until, type Keys } from '../helpers/server.js';
+import { craftKnock, makeKeys, startServer, stopAllServers, until, type Keys } from '../helpers/server.js';
 
 const PORT = 62371;
 
@@ -90,14 +86,7 @@ cmd_timeout = 600
     await server.waitFor(server.msg('accepted'), 15_000);
     // alice's knock with its last byte flipped: its tag is good (the kernel filter lets it
     // through), its box does not authenticate.
-    const bad = encodeKnock({
-      client: readClientSecretKey(join(keys.clientHome, 'alice.key')),
-      server: resolveServerPublicKey(keys.serverPub),
-      allow: parseAddress('127.0.0.1') as Address,
-      access: [{ proto: 'tcp', port: 22 }],
-      timeSec: Math.floor(Date.now() / 1000),
-      nonce: new Uint8Array(randomBytes(24)),
-    });
+    const bad = craftKnock(keys, 'alice');
     bad[bad.length - 1]! ^= 0xff;
     await send(bad);
     const rejected = await server.waitFor(server.msg('rejected'), 15_000);

@@ -6,15 +6,12 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseAddress, type Address } from '../../src/net/address.js';
-import { encodeKnock } from '../../src/protocol/datagram.js';
 import { DATAGRAM_BYTES } from '../../src/protocol/constants.js';
-import { readClientSecretKey, resolveServerPublicKey } from '../../keys/files.js';
 import { encodeKey, parseKey } from '../../keys/format.js';
 import { concat } from '../../src/bytes.js';
 import { runCli } from '../helpers/cli.js';
 import { canRun } from '../helpers/require.js';
-import { fileLines, makeKeys, startServer, stopAllServers, until, type Keys, type ServerProcess } from '../helpers/server.js';
+import { craftKnock, fileLines, makeKeys, startServer, stopAllServers, until, type Keys, type ServerProcess } from '../helpers/server.js';
 
 const enabled = canRun({ root: true });
 const PORT = 62311;
@@ -35,15 +32,7 @@ describe.runIf(enabled)('spa-server run (libpcap on lo)', () => {
   const knock = (id: string, ...extra: string[]) =>
     runCli('spa-knock', ['127.0.0.1', '--key', id, '--server-key', keys.serverPub, '--port', String(PORT), ...extra], { env: { SPA_KNOCK_HOME: keys.clientHome } });
 
-  const craft = (id: string, o: { timeSec?: number; allow?: string; access?: { proto: 'tcp' | 'udp'; port: number }[] } = {}): Uint8Array =>
-    encodeKnock({
-      client: readClientSecretKey(join(keys.clientHome, `${id}.key`)),
-      server: resolveServerPublicKey(keys.serverPub),
-      allow: o.allow === 'source' ? 'source' : (parseAddress(o.allow ?? '127.0.0.1') as Address),
-      access: o.access ?? [{ proto: 'tcp', port: 22 }],
-      timeSec: o.timeSec ?? Math.floor(Date.now() / 1000),
-      nonce: new Uint8Array(randomBytes(24)),
-    });
+  const craft = (id: string, o: Parameters<typeof craftKnock>[2] = {}): Uint8Array => craftKnock(keys, id, o);
 
   beforeAll(async () => {
     keys = await makeKeys(['alice', 'bob', 'mallory']);

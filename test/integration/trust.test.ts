@@ -9,13 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSocket } from 'node:dgram';
-import { randomBytes } from 'node:crypto';
-import { parseAddress, type Address } from '../../src/net/address.js';
-import { encodeKnock } from '../../src/protocol/datagram.js';
-import { readClientSecretKey, resolveServerPublicKey } from '../../keys/files.js';
 import { runCli } from '../helpers/cli.js';
 import { canRun } from '../helpers/require.js';
-import { fileLines, makeKeys, startServer, stopAllServers, until, type Keys } from '../helpers/server.js';
+import { craftKnock, fileLines, makeKeys, startServer, stopAllServers, until, type Keys } from '../helpers/server.js';
 
 const enabled = canRun({ root: true, tools: ['useradd', 'userdel', 'mkfifo', 'ss'] });
 // The second user: a name per test run, so parallel runs on one machine cannot collide.
@@ -279,15 +275,7 @@ ${o.extra ?? ''}`,
   it('a lost, emptied or damaged replay.log fails closed: the used knock is refused after a restart, a new one works', async () => {
     const conf = config();
     const state = join(conf, '..', 'state');
-    const craft = (): Uint8Array =>
-      encodeKnock({
-        client: readClientSecretKey(join(keys.clientHome, 'alice.key')),
-        server: resolveServerPublicKey(keys.serverPub),
-        allow: parseAddress('127.0.0.1') as Address,
-        access: [{ proto: 'tcp', port: 22 }],
-        timeSec: Math.floor(Date.now() / 1000),
-        nonce: new Uint8Array(randomBytes(24)),
-      });
+    const craft = (): Uint8Array => craftKnock(keys, 'alice');
     const send = async (d: Uint8Array): Promise<void> => {
       const sock = createSocket('udp4');
       await new Promise<void>((r, j) => sock.send(d, PORT, '127.0.0.1', (e) => (e ? j(e) : r())));
