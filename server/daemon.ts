@@ -122,14 +122,14 @@ export class Daemon {
     if (loaded.legacyFloor !== undefined) {
       this.log.warn({ file: this.replayStore.file, floor: loaded.legacyFloor }, 'replay.log was in the 0.1 format (one guard for all keys); converted: every knock timestamped at or before its newest entry is refused');
     }
-    if (loaded.skipped > 0) this.log.warn({ file: this.replayStore.file, skipped: loaded.skipped }, 'replay.log: damaged lines dropped');
     // Fail closed (issue 12, item 6): a replay log that a daemon has used (StateDir/lock is
     // there) but that is now missing, emptied or damaged may have held knocks still in their
     // window. Refuse every knock stamped at or before now; clients' new knocks work at once.
     if ((ranBefore && !replayHeld) || loaded.skipped > 0) {
       this.replay.raiseFloor(nowSec);
       this.replayStore.compact(this.replay);
-      this.log.warn({ file: this.replayStore.file, floor: nowSec, reason: loaded.skipped > 0 ? 'damaged' : 'missing or empty' }, 'replay state lost: every knock stamped at or before the start is refused');
+      const reason = loaded.skipped > 0 ? { reason: 'damaged', skipped: loaded.skipped } : { reason: 'missing or empty' };
+      this.log.warn({ file: this.replayStore.file, floor: nowSec, ...reason }, 'replay state lost: every knock stamped at or before the start is refused');
     }
     const fw = this.runtime.fwknop;
     this.fwknop = fw ? FwknopHandler.open(fw, o.stateDir, this.log, (door, id, addr, access, untilMs) => this.grantFwknop(door, id, addr, access, untilMs), this.nowMs) : undefined;

@@ -117,16 +117,8 @@ export function decodePlaintext(plaintext: Uint8Array): PlaintextResult {
   return { ok: true, fields: { rand, username, timestamp: Number(time), version, messageType, message, nat, clientTimeoutSec, digest } };
 }
 
-export interface PlaintextInput {
-  readonly rand: string;
-  readonly username: string;
-  readonly timestamp: number;
-  readonly version: string;
-  readonly messageType: number;
-  readonly message: string;
-  readonly clientTimeoutSec: number;
-  readonly digest: DigestName;
-}
+/** What an access message (types 1 and 3) is made of: the decoded fields without NAT's. */
+export type PlaintextInput = Omit<SpaFields, 'nat'>;
 
 /** Builds the plaintext of an access message (types 1 and 3), as lib/fko_encode.c does. */
 export function encodePlaintext(p: PlaintextInput): string {

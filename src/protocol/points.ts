@@ -57,15 +57,13 @@ function hasX(y: bigint): boolean {
  * the curve, or of small order. Costs two modular exponentiations: for keys as they are read.
  */
 export function ed25519PointProblem(encoded: Uint8Array): 'not canonical' | 'not on the curve' | 'small order' | undefined {
-  const shape = ed25519EncodingProblem(encoded);
-  if (shape) return shape;
-  return hasX(le(encoded) & (SIGN_BIT - 1n)) ? undefined : 'not on the curve';
-}
-
-/** The cheap part of ed25519PointProblem, for a signature's R (OpenSSL refuses R off the curve). */
-function ed25519EncodingProblem(encoded: Uint8Array): 'not canonical' | 'small order' | undefined {
   if (encoded.length !== 32) return 'not canonical';
   const y = le(encoded) & (SIGN_BIT - 1n);
+  return yProblem(y) ?? (hasX(y) ? undefined : 'not on the curve');
+}
+
+/** The cheap checks of a point's y: canonical, not of small order (for R too: OpenSSL refuses R off the curve). */
+function yProblem(y: bigint): 'not canonical' | 'small order' | undefined {
   if (y >= P) return 'not canonical';
   if (SMALL_ORDER_Y.has(y)) return 'small order';
   return undefined;
@@ -90,5 +88,5 @@ export function x25519PointProblem(encoded: Uint8Array): 'not canonical' | 'low 
 export function signatureShapeOk(signature: Uint8Array): boolean {
   if (signature.length !== 64) return false;
   if (le(signature.subarray(32, 64)) >= L) return false;
-  return ed25519EncodingProblem(signature.subarray(0, 32)) === undefined;
+  return yProblem(le(signature.subarray(0, 32)) & (SIGN_BIT - 1n)) === undefined;
 }

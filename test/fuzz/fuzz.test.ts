@@ -22,7 +22,7 @@ import { parseOneTimeFile } from '../../server/core/one-time.js';
 import { ReplayStore, REPLAY_FILE, JOURNAL_FILE, readJournal } from '../../server/state.js';
 import { checkKeyString, encodeKey, KEY_TYPES, type KeyType } from '../../keys/format.js';
 import { parseAuthorizedKeys } from '../../keys/authorized.js';
-import { ethernet, ipv4, ipv6, nullLink, sll, sll2, tcp, udp } from '../helpers/frame-builders.js';
+import { frameOn, ipv4, ipv6, tcp, udp } from '../helpers/frame-builders.js';
 import { det } from '../vectors/generate.js';
 
 const FULL = process.env['FUZZ_SCALE'] === 'full';
@@ -136,13 +136,6 @@ describe('fuzz: the datagram verifier', () => {
 // ---- the frame decoder ----
 
 const LINKS: LinkType[] = ['ETHERNET', 'LINUX_SLL', 'LINUX_SLL2', 'RAW', 'NULL'];
-function frameOn(link: LinkType, ip: Uint8Array): Uint8Array {
-  if (link === 'ETHERNET') return ethernet(ip);
-  if (link === 'LINUX_SLL') return sll(ip);
-  if (link === 'LINUX_SLL2') return sll2(ip);
-  if (link === 'NULL') return nullLink(ip, (ip[0] ?? 0) >> 4 === 6 ? 30 : 2);
-  return ip;
-}
 const frameArb = fc
   .tuple(fc.constantFrom(...LINKS), fc.boolean(), fc.boolean(), fc.uint8Array({ maxLength: 200 }), fc.array(fc.constantFrom(0, 43, 60, 44), { maxLength: 3 }), fc.array(mutationArb, { maxLength: 4 }), fc.nat())
   .map(([link, v6, isTcp, payload, ext, ms, cut]) => {

@@ -2,6 +2,7 @@
 // Lengths default to the honest values; every field a test wants to lie about can be overridden.
 import { concat } from '../../src/bytes.js';
 import { parseAddress } from '../../src/net/address.js';
+import type { LinkType } from '../../server/core/frame.js';
 
 export function addr(text: string): Uint8Array {
   const a = parseAddress(text);
@@ -171,4 +172,20 @@ export function nullLink(ip: Uint8Array, family: number, littleEndian = true): U
   const h = new Uint8Array(4);
   new DataView(h.buffer).setUint32(0, family, littleEndian);
   return concat(h, ip);
+}
+
+/** An IP packet framed for a link type, as libpcap would hand it over. */
+export function frameOn(link: LinkType, ip: Uint8Array): Uint8Array {
+  switch (link) {
+    case 'ETHERNET':
+      return ethernet(ip);
+    case 'LINUX_SLL':
+      return sll(ip);
+    case 'LINUX_SLL2':
+      return sll2(ip);
+    case 'RAW':
+      return ip;
+    case 'NULL':
+      return nullLink(ip, (ip[0] ?? 0) >> 4 === 6 ? 30 : 2);
+  }
 }

@@ -14,25 +14,11 @@ import {
   type LinkType,
 } from '../../server/core/frame.js';
 import { concat } from '../../src/bytes.js';
-import { ethernet, ipv4, ipv6, nullLink, sll, sll2, tcp, udp } from '../helpers/frame-builders.js';
+import { ethernet, frameOn, ipv4, ipv6, nullLink, sll, sll2, tcp, udp } from '../helpers/frame-builders.js';
 
 const LINK_TYPES: LinkType[] = ['ETHERNET', 'LINUX_SLL', 'LINUX_SLL2', 'RAW', 'NULL'];
 const PAYLOAD = Uint8Array.from({ length: 120 }, (_, i) => (i * 7 + 1) & 0xff);
 
-function frameOn(link: LinkType, ip: Uint8Array): Uint8Array {
-  switch (link) {
-    case 'ETHERNET':
-      return ethernet(ip);
-    case 'LINUX_SLL':
-      return sll(ip);
-    case 'LINUX_SLL2':
-      return sll2(ip);
-    case 'RAW':
-      return ip;
-    case 'NULL':
-      return nullLink(ip, (ip[0] ?? 0) >> 4 === 6 ? 30 : 2);
-  }
-}
 
 function decode(link: LinkType, bytes: Uint8Array, nbytes = bytes.length): Frame | FrameReject {
   return decodeFrame(link, bytes, nbytes);

@@ -24,16 +24,11 @@ import { nonceKeyOf, ReplayGuard } from '../../src/protocol/replay.js';
 import { computeTag, epochOf, TagTable } from '../../src/protocol/tag.js';
 import { encodeKey, parseKey } from '../../keys/format.js';
 import { parseAuthorizedKeys, sharedHalves } from '../../keys/authorized.js';
-import { det } from '../vectors/generate.js';
+import { det, le32 } from '../vectors/generate.js';
 
 const P = (1n << 255n) - 19n;
 const L = (1n << 252n) + 27742317777372353535851937790883648493n;
 const Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022n;
-const le32 = (n: bigint): Uint8Array => {
-  const b = new Uint8Array(32);
-  for (let i = 0; i < 32; i++, n >>= 8n) b[i] = Number(n & 0xffn);
-  return b;
-};
 /** Every encoding of a small-order edwards25519 point, canonical ones with both signs. */
 const SMALL_ORDER_A = [0n, 1n, P - 1n, Y8, P - Y8].flatMap((y) => [le32(y), le32(y | (1n << 255n))]);
 const LOW_ORDER_U = [

@@ -118,7 +118,8 @@ const P = (1n << 255n) - 19n;
 const L = (1n << 252n) + 27742317777372353535851937790883648493n;
 const Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022n;
 const U8 = 39382357235489614581723060781553021112529911719440698176882885853963445705823n;
-function le32(n: bigint): Uint8Array {
+/** A 32-byte little-endian encoding of n (points and scalars). */
+export function le32(n: bigint): Uint8Array {
   const b = new Uint8Array(32);
   for (let i = 0; i < 32; i++, n >>= 8n) b[i] = Number(n & 0xffn);
   return b;
