@@ -28,6 +28,12 @@ import { det, le32 } from '../vectors/generate.js';
 
 const P = (1n << 255n) - 19n;
 const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+
+function powMod(b: bigint, e: bigint): bigint {
+  let r = 1n;
+  for (b %= P; e > 0n; e >>= 1n, b = (b * b) % P) if (e & 1n) r = (r * b) % P;
+  return r;
+}
 const Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022n;
 /** Every encoding of a small-order edwards25519 point, canonical ones with both signs. */
 const SMALL_ORDER_A = [0n, 1n, P - 1n, Y8, P - Y8].flatMap((y) => [le32(y), le32(y | (1n << 255n))]);
@@ -92,6 +98,28 @@ describe('1. small-order Ed25519 keys', () => {
     expect(ed25519PointProblem(le32(2n))).toBe('not on the curve');
     // ... and every real key is (the check refuses no key a generator makes).
     for (let i = 0; i < 300; i++) expect(ed25519PointProblem(clientSecretKey(det(`h-many ${i}`, 64)).signPublic)).toBeUndefined();
+  });
+
+  it('decides "on the curve" as RFC 8032 §5.1.3 does, for random y (about half of them are)', () => {
+    // The textbook form: x^2 = u / v, with the inverse and Euler's criterion by square-and-multiply.
+    const D = (-121665n * powMod(121666n, P - 2n)) % P;
+    const onCurve = (y: bigint): boolean => {
+      const y2 = (y * y) % P;
+      const x2 = (((y2 - 1n + P) % P) * powMod((((D + P) % P) * y2 + 1n) % P, P - 2n)) % P;
+      return x2 === 0n || powMod(x2, (P - 1n) / 2n) === 1n;
+    };
+    let on = 0;
+    for (let i = 0; i < 400; i++) {
+      const b = det(`y ${i}`, 32);
+      b[31]! &= 0x7f;
+      const y = BigInt(`0x${Buffer.from(b).reverse().toString('hex')}`);
+      if (y >= P) continue;
+      const want = onCurve(y);
+      on += want ? 1 : 0;
+      expect(ed25519PointProblem(b) !== 'not on the curve', `y = ${y}`).toBe(want);
+    }
+    expect(on).toBeGreaterThan(150);
+    expect(on).toBeLessThan(250);
   });
 
   it('a knock forged with only the server secret (R = identity, S = 0) is refused even if such a key were loaded', () => {
