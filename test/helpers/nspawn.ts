@@ -6,8 +6,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
@@ -27,10 +26,8 @@ const DEBOOTSTRAP_TIMEOUT_MS = 600_000;
 
 export interface Rootfs {
   readonly dir: string;
-  /** How it was had: 'cached' (path), or 'built in N s'. */
+  /** How it was had: 'cached (PATH)', or 'built in N s ...'. */
   readonly how: string;
-  /** Removes it when it was built in a temporary directory (no cache); else nothing. */
-  cleanup(): Promise<void>;
 }
 
 /**
@@ -63,48 +60,39 @@ export function debianMirror(): string {
 }
 
 /**
- * A minbase Debian 12 rootfs with PACKAGES. Cached in /var/cache/spa-test/bookworm-KEY, KEY a
- * hash of suite, mirror and packages: built beside it and renamed into place only once
- * debootstrap succeeded, so a cache entry is always complete; older entries are removed.
- * Where the cache directory cannot be made, it is built in a temporary directory instead.
+ * A minbase Debian 12 rootfs with PACKAGES, cached in /var/cache/spa-test/bookworm-KEY, KEY a
+ * hash of suite, mirror and packages. It is built beside the cache entry and renamed into
+ * place only once debootstrap succeeded, so an entry is always complete; other entries are
+ * removed then. The container runs as the real root (no user namespace), so whoever can
+ * write the cache can run code as root here: it is used only when root owns it and its
+ * parents and no one else may write them.
  */
 export async function debianRootfs(log: (line: string) => void): Promise<Rootfs> {
   const mirror = debianMirror();
   const key = createHash('sha256').update(JSON.stringify({ SUITE, variant: 'minbase', PACKAGES, mirror })).digest('hex').slice(0, 12);
-  let cache: string | undefined;
-  try {
-    mkdirSync(CACHE_DIR, { recursive: true, mode: 0o755 });
-    cache = CACHE_DIR;
-  } catch (e) {
-    log(`no rootfs cache (${(e as Error).message}): building in a temporary directory`);
+  mkdirSync(CACHE_DIR, { recursive: true, mode: 0o755 });
+  for (let d = CACHE_DIR; d !== '/'; d = dirname(d)) {
+    const st = statSync(d);
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0) throw new Error(`${d}: owned by uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}: the rootfs cache must be root's and writable by no one else`);
   }
-  if (cache !== undefined) {
-    const dir = join(cache, `${SUITE}-${key}`);
-    const stamp = `${dir}.built`;
-    if (existsSync(dir) && existsSync(stamp) && Date.now() - statSync(stamp).mtimeMs < CACHE_MAX_AGE_MS) {
-      return { dir, how: `cached (${dir})`, cleanup: async () => undefined };
-    }
-    const building = mkdtempSync(join(cache, '.build-'));
-    const ms = await runDebootstrap(join(building, 'rootfs'), mirror, log).catch(async (e: unknown) => {
-      await removeTree(building);
-      throw e;
-    });
-    // Old entries (other keys, or this one expired), then the new one renamed into place.
-    for (const f of readdirSync(cache)) {
-      if (f.startsWith(`${SUITE}-`)) await removeTree(join(cache, f));
-    }
+  const dir = join(CACHE_DIR, `${SUITE}-${key}`);
+  const stamp = `${dir}.built`;
+  if (existsSync(dir) && existsSync(stamp) && Date.now() - statSync(stamp).mtimeMs < CACHE_MAX_AGE_MS) return { dir, how: `cached (${dir})` };
+
+  // Builds left by a test process that died (debootstrap is bounded well below an hour).
+  for (const f of readdirSync(CACHE_DIR)) {
+    if (f.startsWith('.build-') && Date.now() - statSync(join(CACHE_DIR, f)).mtimeMs > 3600_000) await removeTree(join(CACHE_DIR, f));
+  }
+  const building = mkdtempSync(join(CACHE_DIR, '.build-'));
+  try {
+    const ms = await runDebootstrap(join(building, 'rootfs'), mirror, log);
+    for (const f of readdirSync(CACHE_DIR)) if (f.startsWith(`${SUITE}-`)) await removeTree(join(CACHE_DIR, f));
     renameSync(join(building, 'rootfs'), dir);
     writeFileSync(stamp, `${new Date().toISOString()} ${mirror} ${PACKAGES.join(',')}\n`);
+    return { dir, how: `built in ${(ms / 1000).toFixed(0)} s from ${mirror}, cached as ${dir}` };
+  } finally {
     await removeTree(building);
-    return { dir, how: `built in ${(ms / 1000).toFixed(0)} s from ${mirror}, cached as ${dir}`, cleanup: async () => undefined };
   }
-  const tmp = mkdtempSync(join(tmpdir(), 'spa-rootfs-'));
-  const dir = join(tmp, 'rootfs');
-  const ms = await runDebootstrap(dir, mirror, log).catch(async (e: unknown) => {
-    await removeTree(tmp);
-    throw e;
-  });
-  return { dir, how: `built in ${(ms / 1000).toFixed(0)} s from ${mirror} (not cached)`, cleanup: () => removeTree(tmp) };
 }
 
 async function runDebootstrap(dir: string, mirror: string, log: (line: string) => void): Promise<number> {

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BIN, ROOT } from '../helpers/cli.js';
 import { NetnsLab, nsExec, nsRun, sweepStaleNetns, type Netns } from '../helpers/netns.js';
-import { Container, debianRootfs, type Rootfs } from '../helpers/nspawn.js';
+import { Container, debianRootfs } from '../helpers/nspawn.js';
 import { describeNeeding } from '../helpers/requirements.js';
 import { makeKeys, type Keys } from '../helpers/server.js';
 
@@ -31,6 +31,8 @@ const CONTAINER_ADDR = '10.213.7.2';
  * path) rises above this and fails the test.
  */
 const MAX_EXPOSURE = 2.5;
+/** Each test's bound: its systemctl, journalctl and nft calls have their own (up to 60 s, power-off 40 s). */
+const STEP_MS = 90_000;
 const CONF = `# The systemd unit test's configuration: one SPA door on the container's veth, nftables.
 [options]
 Interface = host0
@@ -44,7 +46,6 @@ firewall = nftables
 `;
 
 let keys: Keys | undefined;
-let rootfs: Rootfs | undefined;
 let container: Container | undefined;
 let lab: NetnsLab | undefined;
 let client: Netns;
@@ -99,7 +100,7 @@ function unexpected(text: readonly string[], alsoAllowed: readonly RegExp[] = []
   return text.filter((l) => !healthy.some((re) => re.test(l)));
 }
 
-/** What the refused reload above leaves in the journal, besides its JSON line. */
+/** What the reload test's refused reload leaves in the journal, besides its JSON line. */
 const REFUSED_RELOAD = [
   /^spa-server: \/etc\/spa\/spa\.conf:\d+: access: .* got "tcp\/22x"$/,
   /^spa-server: \/etc\/spa\/spa\.conf: reload refused \(1 problem\); the daemon runs on with its previous configuration$/,
@@ -116,7 +117,7 @@ describeNeeding(
       for (const bin of Object.values(BIN)) if (!existsSync(bin)) throw new Error(`${bin} is missing: run npm run build first`);
       await sweepStaleNetns();
       const t0 = Date.now();
-      rootfs = await debianRootfs((l) => notes.push(l));
+      const rootfs = await debianRootfs((l) => notes.push(l));
       notes.push(`rootfs: ${rootfs.how}`);
 
       keys = await makeKeys(['alice']);
@@ -157,7 +158,6 @@ describeNeeding(
     afterAll(async () => {
       if (container) notes.push(`power-off in afterAll: ${await container.poweroff()}`);
       await lab?.cleanup();
-      await rootfs?.cleanup();
       if (keys) rmSync(keys.dir, { recursive: true, force: true });
       if (work) rmSync(work, { recursive: true, force: true });
       process.stdout.write(`systemd unit test:\n  ${notes.join('\n  ')}\n`);
@@ -168,7 +168,7 @@ describeNeeding(
       expect((await container!.run(['systemctl', '--version'])).split('\n')[0]).toMatch(/^systemd 252 /);
       expect(await container!.run(['sh', '-c', '. /etc/os-release; echo $VERSION_ID'])).toBe('12\n');
       expect(await container!.run(['spa-server', '--version'])).toMatch(/^\d+\.\d+\.\d+\n$/);
-    });
+    }, STEP_MS);
 
     it('systemctl enable --now starts the unit: active, capturing host0, no complaint from systemd', async () => {
       await container!.run(['systemctl', 'enable', '--now', UNIT], 60_000);
@@ -183,7 +183,7 @@ describeNeeding(
       const j = await journal();
       expect(unexpected(j.text)).toEqual([]);
       expect(j.json.filter((l) => Number(l['level']) >= 40)).toEqual([]);
-    });
+    }, STEP_MS);
 
     it('a knock from the host end of the veth opens an nftables element for its address; the journal says accepted', async () => {
       const r = await nsExec(client, [process.execPath, BIN['spa-knock'], CONTAINER_ADDR, '--key', 'alice', '--key-dir', keys!.clientHome, '--server-key', keys!.serverPub, '-A', 'tcp/22']);
@@ -199,7 +199,7 @@ describeNeeding(
       }
       expect(set).toMatch(OPENING);
       expect((await journal()).json.filter((l) => Number(l['level']) >= 40)).toEqual([]);
-    });
+    }, STEP_MS);
 
     it('systemctl reload: a broken configuration is refused with FILE:LINE and the daemon runs on; a good one is reloaded; the opening stays', async () => {
       const conf = join(work, 'etc-spa', 'spa.conf');
@@ -221,7 +221,7 @@ describeNeeding(
       expect((await journal()).text).toContain('/etc/spa/spa.conf: reloaded: 1 door (ssh), 1 authorized key');
       expect(await state('MainPID')).toBe(mainPid);
       expect(await element4()).toMatch(OPENING);
-    });
+    }, STEP_MS);
 
     it(`systemd-analyze security rates the unit at most ${MAX_EXPOSURE}`, async () => {
       const out = await container!.run(['systemd-analyze', 'security', '--no-pager', UNIT], 60_000);
@@ -229,7 +229,7 @@ describeNeeding(
       expect(m, out).not.toBeNull();
       notes.push(`systemd-analyze security ${UNIT}: ${m![1]} ${m![2]}`);
       expect(Number(m![1])).toBeLessThanOrEqual(MAX_EXPOSURE);
-    });
+    }, STEP_MS);
 
     it('systemctl stop: the daemon closes the opening, logs stopped and exits 0; the unit is inactive', async () => {
       await container!.run(['systemctl', 'stop', UNIT], 60_000);
@@ -241,13 +241,13 @@ describeNeeding(
       const j = await journal();
       expect(j.text).toContain('spa-server.service: Deactivated successfully.');
       expect(unexpected(j.text, REFUSED_RELOAD)).toEqual([]);
-    });
+    }, STEP_MS);
 
     it('powers off by the PID it was started with; the veth goes with it', async () => {
       const veth = container!.hostVeth;
       expect(await container!.poweroff()).toBe('halted');
       container = undefined;
       expect((await nsExec(client, ['ip', 'link', 'show', veth])).code).not.toBe(0);
-    });
+    }, STEP_MS);
   },
 );
