@@ -5,7 +5,7 @@
 // it through nsenter by the leader's PID, and it is powered off by the PID that started it.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -268,16 +268,24 @@ export class Container {
     if (pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return 'not running';
     process.kill(pid, 'SIGTERM');
     const halted = await Promise.race([this.exit.then(() => true), sleep(graceMs).then(() => false)]);
-    if (halted) return 'halted';
-    for (const target of [this.leader, -pid]) {
-      try {
-        process.kill(target, 'SIGKILL');
-      } catch {
-        // already gone
+    if (!halted) {
+      for (const target of [this.leader, -pid]) {
+        try {
+          process.kill(target, 'SIGKILL');
+        } catch {
+          // already gone
+        }
       }
+      await Promise.race([this.exit, sleep(10_000)]);
     }
-    await Promise.race([this.exit, sleep(10_000)]);
-    return 'killed';
+    // systemd-nspawn leaves its empty mount-propagation directory where /run is not a tmpfs
+    // ("Attempted to remove disk file system ... and we can't allow that").
+    try {
+      rmdirSync(`/run/systemd/nspawn/propagate/${this.name}`);
+    } catch {
+      // not there, or not empty: left alone
+    }
+    return halted ? 'halted' : 'killed';
   }
 }
 
