@@ -195,17 +195,27 @@ export class Container {
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
     const exit = new Promise<void>((resolve) => child.on('close', () => resolve()));
-    const failed = (why: string): Error => {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
+    // timeout -> systemd-nspawn -> the container's PID 1 (systemd, in a new PID namespace).
+    let leader: number | undefined;
+    // A failed boot kills the container's PID 1 (its PID namespace goes with it: it is not in
+    // our process group) and then our process group (timeout, systemd-nspawn).
+    const failed = async (why: string): Promise<Error> => {
+      for (const target of [leader, child.exitCode === null ? -child.pid! : undefined]) {
+        try {
+          if (target !== undefined) process.kill(target, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await Promise.race([exit, sleep(10_000)]);
+      removePropagationDir(o.name);
       return new Error(`systemd-nspawn: ${why}; its output:\n${output.slice(-4000)}`);
     };
 
     const deadline = Date.now() + o.bootTimeoutMs;
-    // timeout -> systemd-nspawn -> the container's PID 1 (systemd, in a new PID namespace).
-    let leader: number | undefined;
     while (leader === undefined) {
-      if (child.exitCode !== null || child.signalCode !== null) throw failed(`exited (${child.exitCode ?? child.signalCode}) before booting`);
-      if (Date.now() > deadline) throw failed(`no container PID 1 within ${o.bootTimeoutMs} ms`);
+      if (child.exitCode !== null || child.signalCode !== null) throw await failed(`exited (${child.exitCode ?? child.signalCode}) before booting`);
+      if (Date.now() > deadline) throw await failed(`no container PID 1 within ${o.bootTimeoutMs} ms`);
       for (const nspawn of childrenOf(child.pid!)) {
         for (const pid of childrenOf(nspawn)) {
           if (readProc(pid, 'comm') === 'systemd' && nsOf(pid, 'pid') !== nsOf(process.pid, 'pid')) leader = pid;
@@ -220,10 +230,10 @@ export class Container {
     let state = '';
     for (;;) {
       const left = deadline - Date.now();
-      if (left <= 0) throw failed(`systemd did not finish starting up within ${o.bootTimeoutMs} ms (last state: ${state || 'none'})`);
+      if (left <= 0) throw await failed(`systemd did not finish starting up within ${o.bootTimeoutMs} ms (last state: ${state || 'none'})`);
       state = (await c.exec(['systemctl', 'is-system-running', '--wait'], Math.min(left, 30_000))).stdout.trim();
       if (state === 'running' || state === 'degraded') break;
-      if (state === 'maintenance' || state === 'stopping') throw failed(`systemd is ${state}`);
+      if (state === 'maintenance' || state === 'stopping') throw await failed(`systemd is ${state}`);
       await sleep(200);
     }
     return c;
@@ -278,14 +288,20 @@ export class Container {
       }
       await Promise.race([this.exit, sleep(10_000)]);
     }
-    // systemd-nspawn leaves its empty mount-propagation directory where /run is not a tmpfs
-    // ("Attempted to remove disk file system ... and we can't allow that").
-    try {
-      rmdirSync(`/run/systemd/nspawn/propagate/${this.name}`);
-    } catch {
-      // not there, or not empty: left alone
-    }
+    removePropagationDir(this.name);
     return halted ? 'halted' : 'killed';
+  }
+}
+
+/**
+ * systemd-nspawn leaves its empty mount-propagation directory where /run is not a tmpfs
+ * ("Attempted to remove disk file system ... and we can't allow that"): removed if empty.
+ */
+function removePropagationDir(name: string): void {
+  try {
+    rmdirSync(`/run/systemd/nspawn/propagate/${name}`);
+  } catch {
+    // not there, or not empty: left alone
   }
 }
 
