@@ -243,6 +243,22 @@ describeNeeding(
       expect(unexpected(j.text, REFUSED_RELOAD)).toEqual([]);
     }, STEP_MS);
 
+    it('systemctl start with a broken configuration fails at ExecStartPre with FILE:LINE; no daemon runs', async () => {
+      const conf = join(work, 'etc-spa', 'spa.conf');
+      writeFileSync(conf, CONF.replace('access = tcp/22', 'access = tcp/22x'));
+      const r = await container!.exec(['systemctl', 'start', UNIT], 60_000);
+      expect(r.code, 'systemctl start of a broken configuration').not.toBe(0);
+      const text = (await journal()).text;
+      const line = CONF.split('\n').indexOf('access = tcp/22') + 1;
+      expect(text).toContain(`spa-server: /etc/spa/spa.conf:${line}: access: expected PROTO/PORT such as tcp/22 or udp/53, got "tcp/22x"`);
+      expect(text).toContain('Failed to start spa-server.service - spa single-packet authorization server.');
+      // Restart=on-failure tries again every RestartSec until the start limit; none gets past check.
+      expect(['auto-restart', 'failed']).toContain(await state('SubState'));
+      expect(await state('MainPID')).toBe('0');
+      await container!.run(['systemctl', 'stop', UNIT], 60_000);
+      writeFileSync(conf, CONF);
+    }, STEP_MS);
+
     it('powers off by the PID it was started with; the veth goes with it', async () => {
       const veth = container!.hostVeth;
       expect(await container!.poweroff()).toBe('halted');
