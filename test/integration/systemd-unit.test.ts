@@ -6,7 +6,7 @@
 // way). systemctl starts the unit; spa-knock knocks from the host end of the container's veth,
 // moved into a namespace of ours (nothing is added to the namespace the tests run in); the
 // nftables element and the journal's `accepted` line are checked inside; then reload (refused
-// and accepted), systemd-analyze security, stop, power-off.
+// and accepted), systemd-analyze security, stop, a start with a broken configuration, power-off.
 import { execFile } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
