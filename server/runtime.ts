@@ -193,7 +193,7 @@ export function loadRuntime(configFile: string, opts: LoadOptions = {}): { runti
       }
       ids.add(entry.id);
     }
-    policies.push({ name: door.name, keyIds: ids, access: door.access, allowNat: door.allowNat, allowSource: door.allowSource });
+    policies.push({ name: door.name, keyIds: ids, access: door.access, allowNat: door.allowNat, allowSource: door.allowSource, cmdTimeoutSec: door.cmdTimeoutSec });
   }
   // PROTOCOL.md §1.1: across all doors' files too, no two clients share a half.
   problems.push(...sharedHalves(located));
@@ -233,10 +233,6 @@ export function loadRuntime(configFile: string, opts: LoadOptions = {}): { runti
   return { runtime: { config, server, clients, spaDoors: policies, backends, warnings: [...warningsOf(config, configFile), ...(fwknop?.warnings ?? [])], ...(fwknop ? { fwknop } : {}) }, problems };
 }
 
-/**
- * The backend that closes a grant: the one that opened it (journaled by name), even if the
- * door now names another; a door's own commands only while the door still runs commands.
- */
 /**
  * Why firewalld cannot be used now (`firewall-cmd --state`: not running, no D-Bus), or
  * undefined when it runs. Asked once per check; run would fail to set the door up.
@@ -307,7 +303,11 @@ function checkRunnable(config: Config, file: string, opts: LoadOptions): Problem
   return problems;
 }
 
-export function closingBackend(runtime: Runtime, g: { door: string; backend?: string }): Backend | undefined {
+/**
+ * The backend that closes a grant: the one that opened it (journaled by name), even if the
+ * door now names another; a door's own commands only while the door still runs commands.
+ */
+export function closingBackend(runtime: Pick<Runtime, 'backends'>, g: { door: string; backend?: string }): Backend | undefined {
   const current = runtime.backends.get(g.door);
   if (g.backend === undefined || g.backend === current?.name) return current;
   if (g.backend === 'command') return undefined;

@@ -6,8 +6,8 @@ import { GrantTable, grantKey, openingOf } from '../../server/core/grants.js';
 import { RateLimiter } from '../../server/core/rate-limit.js';
 
 const a = (s: string): Address => parseAddress(s) as Address;
-const ssh: SpaDoorPolicy = { name: 'ssh', keyIds: new Set(['alice', 'bob']), access: [{ proto: 'tcp', port: 22 }], allowNat: false };
-const web: SpaDoorPolicy = { name: 'web', keyIds: new Set(['bob']), access: [{ proto: 'tcp', port: 443 }, { proto: 'tcp', port: 22 }], allowNat: true };
+const ssh: SpaDoorPolicy = { name: 'ssh', keyIds: new Set(['alice', 'bob']), access: [{ proto: 'tcp', port: 22 }], allowNat: false, allowSource: false, cmdTimeoutSec: 10 };
+const web: SpaDoorPolicy = { name: 'web', keyIds: new Set(['bob']), access: [{ proto: 'tcp', port: 443 }, { proto: 'tcp', port: 22 }], allowNat: true, allowSource: false, cmdTimeoutSec: 30 };
 
 describe('chooseDoor', () => {
   const src = a('192.0.2.1');
