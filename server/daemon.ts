@@ -293,7 +293,6 @@ export class Daemon {
     };
   }
 
-
   private tick(): void {
     const nowMs = this.nowMs();
     const nowSec = Math.floor(nowMs / SECOND);

@@ -18,6 +18,7 @@ import type { SpaDoorPolicy } from './core/policy.js';
 import { checkOneTimeFile } from './one-time-store.js';
 import { looksLikeFwknopdConf } from '../src/fwknop/fwknopd-conf.js';
 import { loadFwknopDoors, loadFwknopdRuntime, type FwknopRuntime } from './fwknop-runtime.js';
+import { DEFAULT_INTERFACE } from './sequences.js';
 
 export interface Problem {
   readonly file: string;
@@ -277,7 +278,7 @@ function checkRunnable(config: Config, file: string, opts: LoadOptions): Problem
       if (door.kind === 'sequence') problems.push({ file, line: o.lines['UDPSocket'] ?? door.line, message: `[${door.name}]: a sequence door needs libpcap capture; with ${opts.udp ? '--udp' : 'UDPSocket = yes'} it would never open` });
     }
   } else if (config.doors.length > 0) {
-    const iface = opts.iface ?? o.interface ?? 'eth0';
+    const iface = opts.iface ?? o.interface ?? DEFAULT_INTERFACE;
     if (iface !== 'any' && !interfaceExists(iface)) {
       problems.push({ file, line: opts.iface === undefined ? o.lines['Interface'] : undefined, message: `Interface: no such network interface: ${iface}${o.interface === undefined && opts.iface === undefined ? ' (the default; set Interface)' : ''}` });
     }
