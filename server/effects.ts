@@ -248,7 +248,13 @@ export class GrantRunner {
         }
         return;
       }
-      this.o.journal.closed(g);
+      try {
+        this.o.journal.closed(g);
+      } catch (e) {
+        // Closed, but the journal still says open (a restart closes it again, which is safe).
+        outcome = { grant: g, ok: false, error: `journal not written: ${(e as Error).message}` };
+        throw e;
+      }
       outcome = { grant: g, ok: true };
       // A knock for the same rule between the delete above and now journaled its open before
       // this close: journal it again, or a restart would forget an open rule.

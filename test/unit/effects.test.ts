@@ -298,6 +298,18 @@ describe('effects runner', () => {
     expect(journaled()).toEqual([]);
   });
 
+  it('fails closed: when the journal cannot be written, nothing opens and nothing is armed', async () => {
+    const { runner, clock, exec, journal, msgs } = setup();
+    journal.close(); // every write now fails (the descriptor is gone)
+    runner.grantAccess('ssh', 'alice', addr('192.0.2.7'), [ssh], T0 + 10 * SEC);
+    expect(await runner.openSequence({ door: 'ssh', addr: addr('192.0.2.8'), cmdTimeoutSec: 5, closes: true })).toBe(false);
+    await clock.advance(60 * SEC);
+    expect(msgs().filter((m) => m === 'journal not written; not opening')).toHaveLength(2);
+    expect(exec.ran).toEqual([]);
+    expect(runner.list()).toEqual([]);
+    expect(clock.pending).toBe(0);
+  });
+
   it('close by address: only that address, reported', async () => {
     const { runner, clock, exec } = setup();
     runner.grantAccess('ssh', 'alice', addr('192.0.2.7'), [ssh], T0 + 60 * SEC);
