@@ -1,5 +1,5 @@
 // Where the client keeps its keys and config: $SPA_KNOCK_HOME, else
-// $XDG_CONFIG_HOME/spa-knock, else ~/.config/spa-knock. Pure (env in, path out).
+// $XDG_CONFIG_HOME/spa-knock, else ~/.config/spa-knock. Pure. Env in, path out.
 import { join } from 'node:path';
 
 export function clientHome(env: NodeJS.ProcessEnv, homedir: string): string {

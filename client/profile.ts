@@ -1,6 +1,6 @@
 // Client profiles: the config file (HOME/config) in ssh_config's syntax and Host matching,
 // parsed into blocks and looked up by the host name typed on the command line.
-// Pure: text in, a ProfileConfig or FILE:LINE errors out; lookup is a function of both.
+// Pure. Text in, a ProfileConfig or FILE:LINE errors out; lookup is a function of both.
 import { closestWord } from '../src/suggest.js';
 import { isAbsolute, join, dirname } from 'node:path';
 import type { ConfigError, KnockPort } from '../src/config/types.js';

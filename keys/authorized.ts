@@ -1,5 +1,5 @@
 // Authorized-keys files: one `<client public key> <id>` per line, '#' comments and blank
-// lines allowed. Pure: text in, entries and FILE:LINE problems out.
+// lines allowed. Pure. Text in, entries and FILE:LINE problems out.
 import { formatWhere } from '../src/errors.js';
 import { toHex } from '../src/bytes.js';
 import { clientPublicKey, type ClientPublicKey } from '../src/protocol/keys.js';

@@ -18,6 +18,7 @@ import type { SpaDoorPolicy } from './core/policy.js';
 import { checkOneTimeFile } from './one-time-store.js';
 import { looksLikeFwknopdConf } from '../src/fwknop/fwknopd-conf.js';
 import { loadFwknopDoors, loadFwknopdRuntime, type FwknopRuntime } from './fwknop-runtime.js';
+import { DEFAULT_INTERFACE } from './sequences.js';
 
 export interface Problem {
   readonly file: string;
@@ -193,7 +194,7 @@ export function loadRuntime(configFile: string, opts: LoadOptions = {}): { runti
       }
       ids.add(entry.id);
     }
-    policies.push({ name: door.name, keyIds: ids, access: door.access, allowNat: door.allowNat, allowSource: door.allowSource });
+    policies.push({ name: door.name, keyIds: ids, access: door.access, allowNat: door.allowNat, allowSource: door.allowSource, cmdTimeoutSec: door.cmdTimeoutSec });
   }
   // PROTOCOL.md §1.1: across all doors' files too, no two clients share a half.
   problems.push(...sharedHalves(located));
@@ -233,10 +234,6 @@ export function loadRuntime(configFile: string, opts: LoadOptions = {}): { runti
   return { runtime: { config, server, clients, spaDoors: policies, backends, warnings: [...warningsOf(config, configFile), ...(fwknop?.warnings ?? [])], ...(fwknop ? { fwknop } : {}) }, problems };
 }
 
-/**
- * The backend that closes a grant: the one that opened it (journaled by name), even if the
- * door now names another; a door's own commands only while the door still runs commands.
- */
 /**
  * Why firewalld cannot be used now (`firewall-cmd --state`: not running, no D-Bus), or
  * undefined when it runs. Asked once per check; run would fail to set the door up.
@@ -281,7 +278,7 @@ function checkRunnable(config: Config, file: string, opts: LoadOptions): Problem
       if (door.kind === 'sequence') problems.push({ file, line: o.lines['UDPSocket'] ?? door.line, message: `[${door.name}]: a sequence door needs libpcap capture; with ${opts.udp ? '--udp' : 'UDPSocket = yes'} it would never open` });
     }
   } else if (config.doors.length > 0) {
-    const iface = opts.iface ?? o.interface ?? 'eth0';
+    const iface = opts.iface ?? o.interface ?? DEFAULT_INTERFACE;
     if (iface !== 'any' && !interfaceExists(iface)) {
       problems.push({ file, line: opts.iface === undefined ? o.lines['Interface'] : undefined, message: `Interface: no such network interface: ${iface}${o.interface === undefined && opts.iface === undefined ? ' (the default; set Interface)' : ''}` });
     }
@@ -307,7 +304,11 @@ function checkRunnable(config: Config, file: string, opts: LoadOptions): Problem
   return problems;
 }
 
-export function closingBackend(runtime: Runtime, g: { door: string; backend?: string }): Backend | undefined {
+/**
+ * The backend that closes a grant: the one that opened it (journaled by name), even if the
+ * door now names another; a door's own commands only while the door still runs commands.
+ */
+export function closingBackend(runtime: Pick<Runtime, 'backends'>, g: { door: string; backend?: string }): Backend | undefined {
   const current = runtime.backends.get(g.door);
   if (g.backend === undefined || g.backend === current?.name) return current;
   if (g.backend === 'command') return undefined;

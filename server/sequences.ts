@@ -1,8 +1,10 @@
 // Sequence doors in the daemon: feeds captured TCP/UDP hits to the knockd state machine
-// (core/knock.ts) and carries out its effects: one-time file updates first, then the
-// door's start command. Shell (reads the interface's addresses and the one-time files).
+// (core/knock.ts) and carries out its effects: one-time file updates first, then the door's
+// opening, handed straight to the effects runner (effects.ts openSequence). Shell (reads the
+// interface's addresses and the one-time files).
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { SystemError, UserError } from '../src/errors.js';
+import { commandsFor } from '../src/config/commands.js';
 import type { Config, KnockPort, SequenceDoor } from '../src/config/types.js';
 import { sameSequence, sequenceText } from '../src/config/sequence.js';
 import { parseAddress, type Address } from '../src/net/address.js';
@@ -10,8 +12,10 @@ import { createKnockState, knockDoorOf, reloadKnockState, setLocalAddresses, ste
 import type { Frame } from './core/frame.js';
 import { readOneTimeFileSync, useOneTimeSequence } from './one-time-store.js';
 import type { Logger } from './log.js';
+import type { SequenceOpening } from './effects.js';
 
-export type OpenSequence = (door: string, addr: Address) => Promise<boolean>;
+/** The effects runner's openSequence: resolves whether the door's start command ran. */
+export type OpenSequence = (s: SequenceOpening) => Promise<boolean>;
 
 /** The interface the daemon captures on when neither --interface nor Interface says (knockd's). */
 export const DEFAULT_INTERFACE = 'eth0';
@@ -216,7 +220,7 @@ export class SequenceEngine {
             this.log.info({ door: e.door, src: e.src.text }, 'sequence accepted');
             // Not awaited: a slow start command must not hold up other doors' opens. Each
             // completion runs on its own, as knockd forks one child per open.
-            const p = this.open(e.door, e.src).catch((err: unknown) => this.log.error({ door: e.door, src: e.src.text, error: (err as Error).message }, 'sequence open failed'));
+            const p = this.openDoor(e.door, e.src).catch((err: unknown) => this.log.error({ door: e.door, src: e.src.text, error: (err as Error).message }, 'sequence open failed'));
             this.opening.add(p);
             void p.then(() => this.opening.delete(p));
           });
@@ -224,6 +228,13 @@ export class SequenceEngine {
         }
       }
     }
+  }
+
+  /** A completed knock's opening: the door's cmd_timeout, and whether it has a stop command for addr. */
+  private openDoor(door: string, addr: Address): Promise<boolean> {
+    const d = this.doors(this.config).find((x) => x.name === door);
+    if (!d) return Promise.resolve(false);
+    return this.open({ door, addr, cmdTimeoutSec: d.cmdTimeoutSec, closes: commandsFor(d, addr.family).stop !== undefined });
   }
 
   /** Queues a job after every earlier one; resolves true when it succeeded. */

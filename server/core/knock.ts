@@ -1,5 +1,5 @@
-// Classic port-knock sequences, tracked per source address with knockd 0.8's semantics. Pure:
-// no I/O, `now` passed in; the state is a bounded table updated in place by step() and
+// Classic port-knock sequences, tracked per source address with knockd 0.8's semantics. Pure.
+// No I/O, `now` passed in; the state is a bounded table updated in place by step() and
 // returned (treat the old reference as consumed). docs/KNOCKD-SEMANTICS.md cites knockd.c.
 import { sameSequence, tcpFlagsMatch } from '../../src/config/sequence.js';
 import type { KnockPort, SequenceDoor, TcpFlagRule } from '../../src/config/types.js';

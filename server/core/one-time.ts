@@ -1,5 +1,5 @@
 // one_time_sequences files: reading them and planning the update after a use, as knockd 0.8
-// does it (knockd.c get_next_one_time_sequence, disable_used_one_time_sequence). Pure: text in,
+// does it (knockd.c get_next_one_time_sequence, disable_used_one_time_sequence). Pure. Text in,
 // text out; server/one-time-store.ts does the reading and the crash-safe writing.
 import { parseSequence, sameSequence } from '../../src/config/sequence.js';
 import type { KnockPort } from '../../src/config/types.js';

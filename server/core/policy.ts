@@ -13,6 +13,8 @@ export interface SpaDoorPolicy {
   readonly allowNat: boolean;
   /** Accepts `allow = source` (the body's family 0): opens for the packet's source address. */
   readonly allowSource: boolean;
+  /** cmd_timeout: how long an opening through this door lasts. */
+  readonly cmdTimeoutSec: number;
 }
 
 export type PolicyResult =

@@ -1,6 +1,6 @@
 // command backend: a door's own start_command / stop_command lines (knockd's, with the
 // *_command_6 variants for IPv6), %IP% %PROTO% %PORT% %ID% %DOOR% replaced by validated,
-// canonical values, run by /bin/sh -c as knockd does. Pure: returns argv only.
+// canonical values, run by /bin/sh -c as knockd does. Pure. Returns argv only.
 //
 // Why this is no injection path: every value is re-checked here (a canonical address,
 // tcp or udp, a port number, a key id) and src/config/commands.ts substitute() refuses

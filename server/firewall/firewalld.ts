@@ -1,5 +1,5 @@
 // firewalld backend: runtime rich rules with firewalld's own timeout (`--timeout=Ns`),
-// so firewalld removes an opening by itself even if spa dies. Pure: returns argv only.
+// so firewalld removes an opening by itself even if spa dies. Pure. Returns argv only.
 //
 // Rich rules are ordered by priority: an opening accepts at `priority`, protect = yes
 // drops at `priority + 1`, both ahead of the zone's services and ports (which come after

@@ -1,4 +1,4 @@
-// The firewall backends by name, and what a daemon needs from them. Pure (run.ts is the shell).
+// The firewall backends by name, and what a daemon needs from them. Pure. run.ts is the shell.
 import { commandBackend, type CommandOptions } from './command.js';
 import { firewalldBackend, type FirewalldOptions } from './firewalld.js';
 import { iptablesBackend, type IptablesOptions } from './iptables.js';

@@ -1,6 +1,6 @@
 // iptables/ip6tables backend: spa's own chain SPA, jumped to from the top of INPUT,
 // holding one ACCEPT rule per opening; protect = yes fills chain SPA-PROTECT (called
-// at the end of SPA) with a conntrack accept and the drops. Pure: returns Steps only.
+// at the end of SPA) with a conntrack accept and the drops. Pure. Returns Steps only.
 //
 //   INPUT:        -j SPA (inserted at position 1)
 //   SPA:          -s ADDR -p PROTO --dport PORT -m comment --comment spa:DOOR:ID -j ACCEPT ...

@@ -1,5 +1,5 @@
 // nftables backend: spa's own table (`inet spa`) with timeout sets that the kernel
-// expires by itself, so access ends even if the daemon dies. Pure: returns argv only.
+// expires by itself, so access ends even if the daemon dies. Pure. Returns argv only.
 //
 // Each method is one `nft` call whose commands (separated by ';') form one transaction:
 // all apply or none. Elements are `addr . proto . port`; the kernel timeout is exactly

@@ -1,5 +1,5 @@
 // access.conf (fwknopd's stanzas) -> FwknopStanza[] and every problem as FILE:LINE, with
-// %include, %include_folder and %include_keys (CONFIG.md §1). Pure: files come through the
+// %include, %include_folder and %include_keys (CONFIG.md §1). Pure. Files come through the
 // injected reader, which the shell backs with the project's file checks.
 import { dirname, isAbsolute, join } from 'node:path';
 import { checkAccessSpec, type Access } from '../net/access.js';

@@ -1,5 +1,5 @@
 // fwknop's symmetric crypto: the MD5 key derivation, AES-256 in the modes clients send, the
-// HMAC and inner-digest algorithms (SPEC.md §4–§6). Pure (node:crypto computes, nothing else).
+// HMAC and inner-digest algorithms (SPEC.md §4–§6). Pure. node:crypto computes, nothing else.
 import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
 
 /** HMAC_DIGEST_TYPE values and the length of their unpadded base64 on the wire (§6). */

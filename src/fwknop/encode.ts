@@ -1,5 +1,5 @@
 // Builds a fwknop 2.6 SPA packet, as libfko does (SPEC.md §1): plaintext, AES-256 with the
-// MD5-derived key, "Salted__" framing, prefix stripped, HMAC appended. Pure: the salt, the
+// MD5-derived key, "Salted__" framing, prefix stripped, HMAC appended. Pure. The salt, the
 // random value and the time come in.
 import { encodeB64 } from './base64.js';
 import { encryptAes, hmacOf, type DigestName, type EncryptionMode } from './crypto.js';

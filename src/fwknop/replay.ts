@@ -1,7 +1,7 @@
 // fwknop's replay cache, bounded: each digest (b64 SHA-256 of the packet as received, as in
 // fwknopd's digest.cache) is kept only while its packet could still pass the age check, so the
 // table holds at most the knocks of two age windows (fwknopd keeps every digest forever).
-// Pure: times come in.
+// Pure. Times come in.
 
 /** The latest second at which a packet first seen at `seenSec` with timestamp `stampSec` can pass the age check. */
 export function replayUntil(seenSec: number, stampSec: number | undefined, maxAgeSec: number | undefined): number {

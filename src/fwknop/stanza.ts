@@ -1,5 +1,5 @@
 // An access.conf stanza as the verifier uses it, and the global settings of fwknopd.conf
-// that change a packet's fate (CONFIG.md §1.3, §2). Pure types.
+// that change a packet's fate (CONFIG.md §1.3, §2). Types only. Pure.
 import type { Access } from '../net/access.js';
 import type { DigestName, EncryptionMode } from './crypto.js';
 import type { Net4 } from './ipv4.js';

@@ -1,7 +1,7 @@
 // Decides a fwknop 2.6 SPA packet (symmetric mode) against access.conf stanzas, cheapest check
 // first: size, alphabet, prefix, SOURCE/DESTINATION, replay digest; then per candidate stanza
 // the HMAC (constant time), AES, the inner digest, the fields, and the policy (SPEC.md §8).
-// Pure: `now` and the replay lookup come in; every failure is a typed reason, nothing throws.
+// Pure. `now` and the replay lookup come in; every failure is a typed reason, nothing throws.
 import { timingSafeEqual } from 'node:crypto';
 import type { Access, Proto } from '../net/access.js';
 import { decodeB64, encodeB64, isB64Bytes } from './base64.js';

@@ -1,6 +1,6 @@
 // Encode a knock and verify a received datagram, in the cheap-first order of
 // PROTOCOL.md §5: length, version, tag, replay, box, body, epoch, freshness,
-// watermark, signature. Pure: time and the nonce come in as arguments.
+// watermark, signature. Pure. Time and the nonce come in as arguments.
 import type { KeyObject } from 'node:crypto';
 import { concat } from '../bytes.js';
 import type { Access } from '../net/access.js';

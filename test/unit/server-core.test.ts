@@ -1,13 +1,20 @@
-// The daemon's pure parts: door choice, the grant table, log rate limits.
+// The daemon's pure parts: the SPA decision, door choice, the grant table, log rate limits.
 import { describe, expect, it } from 'vitest';
 import { parseAddress, type Address } from '../../src/net/address.js';
+import { DEFAULT_WINDOW_SEC } from '../../src/protocol/constants.js';
+import { encodeKnock } from '../../src/protocol/datagram.js';
+import { authorizeClient, clientSecretKey, serverPublicKey, serverSecretKey } from '../../src/protocol/keys.js';
+import { ReplayGuard } from '../../src/protocol/replay.js';
+import { TagTable } from '../../src/protocol/tag.js';
+import { decideSpa, type SpaContext } from '../../server/core/spa.js';
+import { det } from '../vectors/generate.js';
 import { chooseDoor, type SpaDoorPolicy } from '../../server/core/policy.js';
 import { GrantTable, grantKey, openingOf } from '../../server/core/grants.js';
 import { RateLimiter } from '../../server/core/rate-limit.js';
 
 const a = (s: string): Address => parseAddress(s) as Address;
-const ssh: SpaDoorPolicy = { name: 'ssh', keyIds: new Set(['alice', 'bob']), access: [{ proto: 'tcp', port: 22 }], allowNat: false };
-const web: SpaDoorPolicy = { name: 'web', keyIds: new Set(['bob']), access: [{ proto: 'tcp', port: 443 }, { proto: 'tcp', port: 22 }], allowNat: true };
+const ssh: SpaDoorPolicy = { name: 'ssh', keyIds: new Set(['alice', 'bob']), access: [{ proto: 'tcp', port: 22 }], allowNat: false, allowSource: false, cmdTimeoutSec: 10 };
+const web: SpaDoorPolicy = { name: 'web', keyIds: new Set(['bob']), access: [{ proto: 'tcp', port: 443 }, { proto: 'tcp', port: 22 }], allowNat: true, allowSource: false, cmdTimeoutSec: 30 };
 
 describe('chooseDoor', () => {
   const src = a('192.0.2.1');
@@ -29,6 +36,38 @@ describe('chooseDoor', () => {
   it('compares addresses canonically (IPv6 spelling, mapped IPv4)', () => {
     expect(chooseDoor([ssh], 'alice', [{ proto: 'tcp', port: 22 }], a('2001:db8::1'), a('2001:DB8:0::1'))).toMatchObject({ ok: true });
     expect(chooseDoor([ssh], 'alice', [{ proto: 'tcp', port: 22 }], a('::ffff:192.0.2.1'), src)).toMatchObject({ ok: true });
+  });
+});
+
+describe('decideSpa', () => {
+  const server = serverSecretKey(det('spa-server', 32));
+  const alice = clientSecretKey(det('spa-alice', 64));
+  const T = 1_800_000_030;
+  const ctx = (over: Partial<SpaContext> = {}): SpaContext => {
+    const tags = new TagTable(DEFAULT_WINDOW_SEC);
+    tags.setClients([authorizeClient(server, 'alice', alice)!], T);
+    return { server, tags, replay: new ReplayGuard(DEFAULT_WINDOW_SEC, 10_000), windowSec: DEFAULT_WINDOW_SEC, doors: [ssh, web], ...over };
+  };
+  const knock = (access = [{ proto: 'tcp' as const, port: 22 }], allow = '192.0.2.1'): Uint8Array =>
+    encodeKnock({ client: alice, server: serverPublicKey(server.boxPublic), allow: a(allow), access, timeSec: T, nonce: det(`n ${allow} ${access.length}`, 24) });
+
+  it("accepts into the chosen door until its own cmd_timeout, and says what the replay guard must hold", () => {
+    const d = decideSpa(ctx(), knock(), a('192.0.2.1'), T * 1000 + 250);
+    expect(d).toMatchObject({ ok: true, door: { name: 'ssh' }, id: 'alice', addr: { text: '192.0.2.1' }, untilMs: T * 1000 + 250 + 10_000, replay: { timeSec: T } });
+    const longer = decideSpa(ctx({ doors: [{ ...ssh, cmdTimeoutSec: 600 }] }), knock(), a('192.0.2.1'), T * 1000);
+    expect(longer).toMatchObject({ ok: true, untilMs: T * 1000 + 600_000 });
+  });
+  it('rejects with the reason and, once the key is known, its id; decides nothing without a server key', () => {
+    expect(decideSpa(ctx({ doors: [web] }), knock(), a('192.0.2.1'), T * 1000)).toEqual({ ok: false, reason: 'policy.door', id: 'alice' });
+    expect(decideSpa(ctx(), knock(), a('198.51.100.9'), T * 1000)).toEqual({ ok: false, reason: 'policy.address', id: 'alice' });
+    expect(decideSpa(ctx(), knock().subarray(1), a('192.0.2.1'), T * 1000)).toEqual({ ok: false, reason: 'length.bad', id: undefined });
+    expect(decideSpa(ctx({ server: undefined }), knock(), a('192.0.2.1'), T * 1000)).toEqual({ ok: false, reason: 'tag.unknown', id: undefined });
+  });
+  it('does not record the nonce itself: the shell does, once it is durable', () => {
+    const c = ctx();
+    const d = knock();
+    expect(decideSpa(c, d, a('192.0.2.1'), T * 1000).ok).toBe(true);
+    expect(decideSpa(c, d, a('192.0.2.1'), T * 1000).ok).toBe(true);
   });
 });
 
