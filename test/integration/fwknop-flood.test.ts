@@ -123,8 +123,9 @@ start_command = echo open seq %IP% >> ${effects}
     // The flooder is another address (127.0.0.2) than the knocker (127.0.0.1).
     const running = flood(8000, '127.0.0.2');
     await sleep(1500);
-    // A knock can land in a capture burst that is shed (server/capture.ts): each is tried up to
-    // three times, and the attempts are reported with the latency of the one that got through.
+    // A spa knock can land in a capture burst that is shed (server/capture.ts sheds the SPA port's
+    // frames past its burst limit, where the flood aims): it is tried up to three times, and the
+    // attempts are reported with the latency of the one that got through.
     let spaMs: number | undefined;
     let spaTries = 0;
     for (const bytes of knocks) {
@@ -138,17 +139,14 @@ start_command = echo open seq %IP% >> ${effects}
         break;
       }
     }
-    let seqMs: number | undefined;
-    let seqTries = 0;
-    while (seqMs === undefined && seqTries < 3) {
-      seqTries++;
-      const from = srv.lines.length;
-      const t1 = Date.now();
-      for (const p of SEQ) await send(new Uint8Array([0x58]), p);
-      const hit = await srv.waitFor((l) => l['msg'] === 'sequence accepted', 1000, from).catch(() => undefined);
-      if (hit) seqMs = Date.parse(String(hit['time'])) - t1;
-      else await sleep(100);
-    }
+    // The sequence, at once after the accepted spa knock, on its first attempt: its frames go to
+    // other ports, which the capture never sheds, and an accept no longer replaces the kernel
+    // filter (which lost them: server/pcap-source.ts, KernelFilter).
+    const seqFrom = srv.lines.length;
+    const t1 = Date.now();
+    for (const p of SEQ) await send(new Uint8Array([0x58]), p);
+    const seqHit = await srv.waitFor((l) => l['msg'] === 'sequence accepted', 2000, seqFrom).catch(() => undefined);
+    const seqMs = seqHit ? Date.parse(String(seqHit['time'])) - t1 : undefined;
     let through = 0;
     const fwMs: number[] = [];
     for (const p of packets) {
@@ -164,9 +162,9 @@ start_command = echo open seq %IP% >> ${effects}
     }
     const sent = await running;
     process.stdout.write(`fwknop-shaped flood: ${sent.sent} datagrams in ${sent.ms} ms; spa knock accepted after ${spaMs} ms (try ${spaTries}), ` +
-      `sequence after ${seqMs} ms (try ${seqTries}); real fwknop knocks through: ${through}/${TRIALS} (${fwMs.join(', ')} ms)\n`);
+      `sequence after ${seqMs} ms (first attempt); real fwknop knocks through: ${through}/${TRIALS} (${fwMs.join(', ')} ms)\n`);
     expect(spaMs, 'spa knock during the flood').toBeDefined();
-    expect(seqMs, 'sequence during the flood').toBeDefined();
+    expect(seqMs, 'sequence during the flood, first attempt').toBeDefined();
     expect(through).toBeGreaterThanOrEqual(1);
   }, 60_000);
 });
