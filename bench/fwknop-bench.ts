@@ -32,6 +32,8 @@ export interface FwknopIdleRow {
   readonly knocks: number;
   readonly lost: number;
   readonly latency: Summary;
+  /** spa-server: send to its 'accepted' log line (whole milliseconds). */
+  readonly decision: Summary | undefined;
 }
 
 export interface FwknopFloodRow {
@@ -97,8 +99,8 @@ export async function runFwknopBench(o: FwknopBenchOptions): Promise<FwknopBench
   for (const s of subjects(o)) {
     const r = await o.row(`fwknop idle latency, ${o.idleKnocks} knocks: ${s.name}`, () => latencyRun(s, o.idleKnocks));
     if (r) {
-      idle.push({ subject: r.subject, knocks: r.knocks, lost: r.lost, latency: r.latency });
-      o.log(`  ${fmt(r.latency)}, lost ${r.lost}`);
+      idle.push({ subject: r.subject, knocks: r.knocks, lost: r.lost, latency: r.latency, decision: r.decision });
+      o.log(`  ${fmt(r.latency)}, lost ${r.lost}${r.decision ? `; to decision ${fmt(r.decision)}` : ''}`);
     }
   }
   let floodWhat = '';

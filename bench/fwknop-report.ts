@@ -54,12 +54,12 @@ export function renderFwknop(r: FwknopReportInput): string {
   for (const s of subjects) {
     r.runs.forEach((run, i) => {
       const row = run.idle.find((x) => x.subject === s);
-      if (row) idleRows.push([s, String(i + 1), `${row.knocks - row.lost} of ${row.knocks}`, fmtMs(row.latency.median), fmtMs(row.latency.p95), fmtMs(row.latency.max)]);
+      if (row) idleRows.push([s, String(i + 1), `${row.knocks - row.lost} of ${row.knocks}`, fmtMs(row.latency.median), fmtMs(row.latency.p95), fmtMs(row.latency.max), row.decision ? `${fmtMs(row.decision.median)} / ${fmtMs(row.decision.p95)}` : 'n/a']);
     });
   }
-  out.push(table(['daemon', 'run', 'knocks opened', 'median', 'p95', 'max'], idleRows), '');
+  out.push(table(['daemon', 'run', 'knocks opened', 'median', 'p95', 'max', 'to decision (median / p95)'], idleRows), '');
   out.push(
-    'fwknopd reads what libpcap holds and then sleeps PCAP_LOOP_SLEEP (100 ms, Debian\'s default) between reads: its latency is spread over 0-100 ms plus its work, whatever the stanza count. spa-server is woken by the capture at once; 100 stanzas cost it 99 HMACs (SHA-256) more per packet.',
+    'fwknopd reads what libpcap holds and then sleeps PCAP_LOOP_SLEEP (100 ms, Debian\'s default) between reads: its latency is spread over 0-100 ms plus its work, whatever the stanza count. spa-server is woken by the capture at once; 100 stanzas cost it 99 HMACs (SHA-256) more per packet. *To decision* is the send to spa-server\'s `accepted` log line (whole milliseconds: verify, the replay digest made durable, then the log line); the rest to the command is spawning it.',
     '',
     `### Under an unpaced flood of fwknop-shaped garbage: real fwknop knocks through (within ${THROUGH_WITHIN_MS} ms)`,
     '',

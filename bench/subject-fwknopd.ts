@@ -69,6 +69,8 @@ export class FwknopdSubject extends StampedSubject implements Subject {
   private dir = '';
   private hmacFailLines = 0;
   private ready = false;
+  /** spa-server: when it logged each accepted knock (pino's time, whole milliseconds). */
+  private accepted: number[] = [];
   private readonly key: string;
   private readonly hmacKey: string;
 
@@ -123,6 +125,7 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     writeFileSync(access, [...others, stanza(this.key, this.hmacKey)].join('\n'), { mode: 0o600 });
     this.hmacFailLines = 0;
     this.ready = false;
+    this.accepted = [];
     const p =
       this.daemon === 'fwknopd'
         ? spawnTracked('fwknopd', 'fwknopd', ['-f', '-i', 'lo', '-c', conf, '-a', access])
@@ -131,6 +134,9 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     let text = '';
     const onLine = (line: string): void => {
       if (line.includes('HMAC_COMPAREFAIL')) this.hmacFailLines++;
+      else if (line.includes('"msg":"accepted"')) {
+        if (this.accepted.length < 1000) this.accepted.push(Date.parse(/"time":"([^"]+)"/.exec(line)?.[1] ?? ''));
+      }
       else if (line.includes('main event loop') || line.includes('"msg":"started"')) this.ready = true;
       else if (text.length < 4000) text += `${line}\n`;
     };
@@ -146,6 +152,11 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     return this.sender.send(PORT, [d]);
   }
 
+
+  /** spa-server only (fwknopd logs no decision line we time): when it decided each knock. */
+  decisionTimes(): number[] {
+    return this.accepted;
+  }
 
   async stop(): Promise<StopReport> {
     const p = this.proc;
