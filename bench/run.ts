@@ -238,7 +238,7 @@ async function inner(): Promise<number> {
             const r = await section(`2/5. flood: ${s.name}, ${rate === 0 ? 'unpaced' : `${rate}/s`}`, errors, () => floodRun(s, flooder, rate));
             if (r) {
               floods.push(r);
-              log(`  sent ${Math.round(r.sentPerSec)}/s, seen ${r.seen ?? 'n/a'}, lost ${r.lostPct?.toFixed(1) ?? 'n/a'}%, cpu ${r.cpuPct?.toFixed(0) ?? 'n/a'}%, knock ${r.accepted ? `accepted in ${r.latencyMs?.toFixed(1)} ms` : 'NOT accepted'}, timer late ${r.timerLateMs?.toFixed(0) ?? 'n/a'} ms, alive ${r.aliveAfter}${r.shed ? `, ${r.shed} shed` : ''}${r.reopens ? `, ${r.reopens} reopen(s)` : ''}`);
+              log(`  sent ${Math.round(r.sentPerSec)}/s, seen ${r.seen ?? 'n/a'}, lost ${r.tagFilter ? '— (the rest: kernel filter)' : `${r.lostPct?.toFixed(1) ?? 'n/a'}%`}, cpu ${r.cpuPct?.toFixed(0) ?? 'n/a'}%, knock ${r.accepted ? `accepted in ${r.latencyMs?.toFixed(1)} ms` : 'NOT accepted'}, timer late ${r.timerLateMs?.toFixed(0) ?? 'n/a'} ms, alive ${r.aliveAfter}${r.shed ? `, ${r.shed} shed` : ''}${r.reopens ? `, ${r.reopens} reopen(s)` : ''}`);
             }
           }
           if (s instanceof SpaSubject) {
