@@ -43,8 +43,10 @@ export interface FloodResult {
   readonly sentPerSec: number;
   /** Flood datagrams the daemon says it examined. */
   readonly seen: number | undefined;
-  /** (sent - seen) / sent, percent. */
+  /** (sent - seen) / sent, percent; undefined where a kernel filter dropped the rest by design. */
   readonly lostPct: number | undefined;
+  /** spa-server: its kernel filter checked tags, so `seen` is what passed it. */
+  readonly tagFilter: boolean;
   /** The daemon's CPU use during the flood, percent of one core. */
   readonly cpuPct: number | undefined;
   readonly accepted: boolean;
@@ -110,7 +112,8 @@ export async function floodRun(s: Subject, flooder: string, rate: number, o: Flo
       sent: f.sent,
       sentPerSec: (f.sent * 1000) / Math.max(1, f.ms),
       seen,
-      lostPct: seen === undefined ? undefined : (Math.max(0, f.sent - seen) * 100) / Math.max(1, f.sent),
+      lostPct: seen === undefined || stop.tagFilter === true ? undefined : (Math.max(0, f.sent - seen) * 100) / Math.max(1, f.sent),
+      tagFilter: stop.tagFilter === true,
       cpuPct: cpu0 === undefined || cpu1 === undefined ? undefined : ((cpu1 - cpu0) * 100 * 1000) / (w1 - w0),
       accepted: withKnock && open !== undefined,
       latencyMs: open !== undefined && sendMs !== undefined ? open - sendMs : undefined,

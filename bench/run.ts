@@ -3,15 +3,21 @@
 // touch only that namespace's lo (and fwknopd's start-up, only its iptables). Every process it
 // starts is stopped by PID, also on failure or Ctrl-C. Shell.
 //
-// Options: --only=verify,clients,flood,latency,memory   (default: all)
-//          --subjects=spa-server,fwknopd,knockd          (default: all; name prefixes)
+// Options: --only=verify,clients,flood,latency,memory,fwknop   (default: all; `--only fwknop` too)
+//          --subjects=spa-server,fwknopd,knockd          (default: all; name prefixes; not fwknop's)
+//          --runs=N                                    (the fwknop section, back to back; default 1)
 //          --out=FILE                                  (default: bench/RESULTS.md)
+//          --quick    few knocks and rates, to check the harness runs (default out: a temp file)
+// A run of the fwknop section alone replaces only that section of the file; any other run
+// rewrites the file, carrying the fwknop and footprint sections over when it did not make them.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeBenchKeys, writeKeyFiles, KNOCKER_ID } from './bench-keys.js';
 import { buildFlooder, commandOwnTime, floodRun, latencyRun, processTimes, type FloodResult, type LatencyResult, type ProcessTime } from './live.js';
+import { runFwknopBench, type FwknopBenchResult } from './fwknop-bench.js';
+import { fwknopSectionOf, renderFwknop, spliceFwknop } from './fwknop-report.js';
 import { describeMachine } from './machine.js';
 import { runMemoryBench, type MemoryResult } from './memory-bench.js';
 import { installCleanup, killAllTracked, liveCount, onExit } from './procs.js';
@@ -23,14 +29,21 @@ import { buildStamp, type Subject } from './subject.js';
 import { det, type Summary } from './util.js';
 import { runVerifyBench, type VerifyResults } from './verify-bench.js';
 
-const SECTIONS = ['verify', 'clients', 'flood', 'latency', 'memory'] as const;
+const SECTIONS = ['verify', 'clients', 'flood', 'latency', 'memory', 'fwknop'] as const;
 type Section = (typeof SECTIONS)[number];
 const NETNS_ENV = 'SPA_BENCH_NETNS';
 const LATENCY_KNOCKS = 200;
+/** The fwknop section: idle knocks per daemon, knocks per flood. */
+const FWKNOP_IDLE_KNOCKS = 100;
+const FWKNOP_TRIALS = 20;
 
+/** `--name=value` or `--name value`. */
 function arg(name: string): string | undefined {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return hit?.slice(name.length + 3);
+  const argv = process.argv;
+  const hit = argv.find((a) => a.startsWith(`--${name}=`));
+  if (hit !== undefined) return hit.slice(name.length + 3);
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--') ? argv[i + 1] : undefined;
 }
 
 const log = (s: string): void => {
@@ -113,7 +126,19 @@ async function inner(): Promise<number> {
   const started = performance.now();
   const startedAt = new Date();
   const only = (arg('only')?.split(',') ?? [...SECTIONS]) as Section[];
-  const outFile = arg('out') ?? join(ROOT, 'bench', 'RESULTS.md');
+  const unknown = only.filter((x) => !(SECTIONS as readonly string[]).includes(x));
+  if (unknown.length > 0) {
+    process.stderr.write(`bench: --only: unknown section ${unknown.join(', ')} (known: ${SECTIONS.join(', ')})\n`);
+    return 2;
+  }
+  const runs = Number(arg('runs') ?? '1');
+  if (!Number.isInteger(runs) || runs < 1 || runs > 10) {
+    process.stderr.write(`bench: --runs: expected an integer 1-10, got ${arg('runs') ?? ''}\n`);
+    return 2;
+  }
+  const quick = process.argv.includes('--quick');
+  const outFile = arg('out') ?? (quick ? join(tmpdir(), 'spa-bench-quick.md') : join(ROOT, 'bench', 'RESULTS.md'));
+  const latencyKnocks = quick ? 20 : LATENCY_KNOCKS;
   const root = process.getuid?.() === 0;
   const netns = process.env[NETNS_ENV];
   const work = mkdtempSync(join(tmpdir(), 'spa-bench-'));
@@ -131,7 +156,8 @@ async function inner(): Promise<number> {
     log(`bench: ${machine.cpus} CPUs (${machine.model}), load ${machine.loadAtStart}, ${netns ? `network namespace ${netns}` : 'host network namespace'}`);
     const stamp = buildStamp(join(ROOT, 'bench', 'stamp.c'), work);
     let t = performance.now();
-    const keys = makeBenchKeys(10_000);
+    // 10,000 keys take seconds to make: only the verify and memory sections use more than one.
+    const keys = makeBenchKeys(only.includes('verify') || only.includes('memory') ? 10_000 : 4);
     const files = writeKeyFiles(join(work, 'keys'), keys);
     log(`bench: keys ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
@@ -141,6 +167,9 @@ async function inner(): Promise<number> {
     const floods: FloodResult[] = [];
     const latencies: LatencyResult[] = [];
     let memory: MemoryResult | undefined;
+    const fwknopRuns: FwknopBenchResult[] = [];
+    const fwknopErrors: string[] = [];
+    const fwknopStarted = performance.now();
 
     if (only.includes('verify')) verify = await section('1. verify pipeline, in-process', errors, async () => runVerifyBench(keys, log));
 
@@ -169,10 +198,11 @@ async function inner(): Promise<number> {
     const subjects: Subject[] = [];
     if (root && (only.includes('flood') || only.includes('latency'))) {
       subjects.push(new SpaSubject(work, work, keys, files, stamp));
-      if (only.includes('latency')) subjects.push(new SpaSubject(work, work, keys, files, stamp, 1));
+      // PcapBufferMB 64, the default when fwknop stanzas are served (and before issue 13): what
+      // forking a daemon that maps a large ring costs its commands.
+      if (only.includes('latency')) subjects.push(new SpaSubject(work, work, keys, files, stamp, 64));
+      // spa-server beside fwknopd on fwknopd's own packets is the fwknop section's (issue 14).
       if (haveFwknop) subjects.push(new FwknopdSubject(work, 1, stamp), new FwknopdSubject(work, 100, stamp));
-      // The same real-client packets through spa-server reading the same fwknopd.conf (issue 14).
-      if (haveFwknop) subjects.push(new FwknopdSubject(work, 1, stamp, 'spa-server'), new FwknopdSubject(work, 100, stamp, 'spa-server'));
       else skipped['fwknopd'] = 'fwknopd/fwknop not installed';
       if (haveKnockd) subjects.push(new KnockdSubject(work, stamp));
       else skipped['knockd'] = 'knockd/knock not installed';
@@ -189,7 +219,7 @@ async function inner(): Promise<number> {
           return r;
         });
         for (const s of subjects) {
-          const r = await section(`3/5. latency, ${LATENCY_KNOCKS} knocks: ${s.name}`, errors, () => latencyRun(s, LATENCY_KNOCKS));
+          const r = await section(`3/5. latency, ${latencyKnocks} knocks: ${s.name}`, errors, () => latencyRun(s, latencyKnocks));
           if (r) {
             latencies.push(r);
             log(`  median ${r.latency.median.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms, lost ${r.lost}`);
@@ -203,12 +233,12 @@ async function inner(): Promise<number> {
       else {
         const flooder = buildFlooder(join(ROOT, 'bench', 'flood.c'), work);
         for (const s of subjects.filter((x) => !x.name.includes('PcapBufferMB'))) {
-          const rates = s instanceof SpaSubject ? [10_000, 25_000, 50_000, 100_000, 0] : [10_000, 50_000, 0];
+          const rates = quick ? [0] : s instanceof SpaSubject ? [10_000, 25_000, 50_000, 100_000, 0] : [10_000, 50_000, 0];
           for (const rate of rates) {
             const r = await section(`2/5. flood: ${s.name}, ${rate === 0 ? 'unpaced' : `${rate}/s`}`, errors, () => floodRun(s, flooder, rate));
             if (r) {
               floods.push(r);
-              log(`  sent ${Math.round(r.sentPerSec)}/s, seen ${r.seen ?? 'n/a'}, lost ${r.lostPct?.toFixed(1) ?? 'n/a'}%, cpu ${r.cpuPct?.toFixed(0) ?? 'n/a'}%, knock ${r.accepted ? `accepted in ${r.latencyMs?.toFixed(1)} ms` : 'NOT accepted'}, timer late ${r.timerLateMs?.toFixed(0) ?? 'n/a'} ms, alive ${r.aliveAfter}${r.shed ? `, ${r.shed} shed` : ''}${r.reopens ? `, ${r.reopens} reopen(s)` : ''}`);
+              log(`  sent ${Math.round(r.sentPerSec)}/s, seen ${r.seen ?? 'n/a'}, lost ${r.tagFilter ? '— (the rest: kernel filter)' : `${r.lostPct?.toFixed(1) ?? 'n/a'}%`}, cpu ${r.cpuPct?.toFixed(0) ?? 'n/a'}%, knock ${r.accepted ? `accepted in ${r.latencyMs?.toFixed(1)} ms` : 'NOT accepted'}, timer late ${r.timerLateMs?.toFixed(0) ?? 'n/a'} ms, alive ${r.aliveAfter}${r.shed ? `, ${r.shed} shed` : ''}${r.reopens ? `, ${r.reopens} reopen(s)` : ''}`);
             }
           }
           if (s instanceof SpaSubject) {
@@ -232,6 +262,35 @@ async function inner(): Promise<number> {
         );
     }
 
+    if (only.includes('fwknop')) {
+      if (!root) skipped['fwknop'] = 'needs root (libpcap on lo)';
+      else if (!haveFwknop) skipped['fwknop'] = 'fwknopd/fwknop not installed';
+      else {
+        const flooder = buildFlooder(join(ROOT, 'bench', 'flood.c'), work);
+        for (let i = 0; i < runs; i++) {
+          const rowErrors: Record<string, string> = {};
+          const r = await section(`6. fwknop, run ${i + 1} of ${runs}`, errors, () =>
+            runFwknopBench({
+              work,
+              stamp,
+              flooder,
+              keys,
+              files,
+              idleKnocks: quick ? 10 : FWKNOP_IDLE_KNOCKS,
+              trials: quick ? 4 : FWKNOP_TRIALS,
+              log,
+              row: (name, fn) => section(`6. ${name}`, rowErrors, fn),
+            }),
+          );
+          if (r) fwknopRuns.push(r);
+          for (const [k, v] of Object.entries(rowErrors)) {
+            errors[k] = v;
+            fwknopErrors.push(`run ${i + 1}, ${k}: ${v}`);
+          }
+        }
+      }
+    }
+
     const results: Results = {
       startedAt: startedAt.toISOString(),
       durationSec: (performance.now() - started) / 1000,
@@ -252,12 +311,36 @@ async function inner(): Promise<number> {
       sections: only,
     };
     t = performance.now();
-    const md = renderReport(results);
     mkdirSync(join(outFile, '..'), { recursive: true });
-    // npm run bench:footprint keeps its own section (bench/footprint.ts): carry it over.
-    const footprint = existsSync(outFile) ? /<!-- footprint:begin -->[\s\S]*?<!-- footprint:end -->\n?/.exec(readFileSync(outFile, 'utf8'))?.[0] : undefined;
-    writeFileSync(outFile, footprint ? `${md.trimEnd()}\n\n${footprint}` : md);
-    log(`\n${renderSummary(results)}`);
+    const before = existsSync(outFile) ? readFileSync(outFile, 'utf8') : '';
+    const fwknopMd =
+      fwknopRuns.length > 0 || fwknopErrors.length > 0
+        ? renderFwknop({
+            runs: fwknopRuns,
+            startedAt: startedAt.toISOString(),
+            durationSec: (performance.now() - fwknopStarted) / 1000,
+            loadAtStart: machine.loadAtStart,
+            loadAtEnd: loadavg()
+              .map((x) => x.toFixed(2))
+              .join(' '),
+            cpus: machine.cpus,
+            fwknopd: machine.tools['fwknopd'],
+            netns,
+            errors: fwknopErrors,
+          })
+        : undefined;
+    if (only.length === 1 && only[0] === 'fwknop') {
+      // The fwknop section alone: the rest of the file stays as the last full run wrote it.
+      if (fwknopMd) writeFileSync(outFile, spliceFwknop(before, fwknopMd));
+    } else {
+      const md = renderReport(results);
+      // npm run bench:footprint keeps its own section (bench/footprint.ts), and a run without the
+      // fwknop section keeps the last one's: carry them over.
+      const footprint = /<!-- footprint:begin -->[\s\S]*?<!-- footprint:end -->\n?/.exec(before)?.[0];
+      const fwknop = fwknopMd ?? fwknopSectionOf(before);
+      writeFileSync(outFile, [md.trimEnd(), fwknop?.trimEnd(), footprint].filter((x) => x !== undefined && x !== '').join('\n\n'));
+    }
+    if (only.some((x) => x !== 'fwknop')) log(`\n${renderSummary(results)}`);
     log(`bench: wrote ${outFile} (${((performance.now() - started) / 1000).toFixed(0)} s in all)`);
     return Object.keys(errors).length > 0 ? 1 : 0;
   } finally {

@@ -3,7 +3,9 @@
 // CLOSE / TIMER) that writes time stamps, so no firewall is touched. Knocks are made by the real
 // fwknop client (`-T -B`: build and save, do not send) and sent in-process. The same files and
 // packets also run spa-server, which reads fwknopd.conf as it is (issue 14). Shell.
+import { execFileSync } from 'node:child_process';
 import { readFileSync, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isRunning, onLines, runTracked, spawnTracked, stopTracked, type Tracked } from './procs.js';
 import { exitText, Sender, StampedSubject, waitUntil, type FloodSpec, type StopReport, type Subject } from './subject.js';
@@ -14,7 +16,42 @@ import { SPA_SERVER_BIN } from './subject-spa.js';
 export type FwknopDaemon = 'fwknopd' | 'spa-server';
 
 const PORT = 62201;
-const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+/** Packet i asks for tcp/(FIRST_PORT + i): a rule of its own, so each runs the open command. */
+export const FIRST_PORT = 20000;
+export const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+
+/** A fresh key pair from `fwknop --key-gen` (KEY_BASE64, HMAC_KEY_BASE64: SHA-256). */
+export function fwknopKeyGen(): { key: string; hmacKey: string } {
+  const out = execFileSync('fwknop', ['--key-gen', '--no-rc-file', '--no-save-args'], { encoding: 'utf8', env: { ...process.env, HOME: tmpdir() } });
+  const key = /^KEY_BASE64:\s*(\S+)/m.exec(out)?.[1];
+  const hmacKey = /^HMAC_KEY_BASE64:\s*(\S+)/m.exec(out)?.[1];
+  if (key === undefined || hmacKey === undefined) throw new Error(`fwknop --key-gen: unexpected output: ${out.trim()}`);
+  return { key, hmacKey };
+}
+
+/**
+ * n packets from the real client (`fwknop -T -B FILE`: build and save, do not send), to
+ * 127.0.0.1:62201 (or port), allow 127.0.0.1; packet i asks for tcp/(FIRST_PORT + i). Each
+ * carries its own random data and the current time: send them within MAX_SPA_PACKET_AGE.
+ */
+export async function makeFwknopPackets(workRoot: string, n: number, key: string, hmacKey: string, port = PORT): Promise<Buffer[]> {
+  const dir = mkdtempSync(join(workRoot, 'fwknop-client-'));
+  const home = join(dir, 'home');
+  mkdirSync(home, { mode: 0o700 });
+  const file = join(dir, 'packets');
+  // The client writes ~/.fwknoprc without --no-rc-file; HOME points at a throwaway directory anyway.
+  for (let i = 0; i < n; i++) {
+    const args = ['-T', '-B', file, '-b', '-A', `tcp/${FIRST_PORT + i}`, '-a', '127.0.0.1', '-D', '127.0.0.1', '-p', String(port), '--key-base64-rijndael', key, '--key-base64-hmac', hmacKey, '--no-rc-file', '--no-save-args'];
+    await runTracked('fwknop', 'fwknop', args, { env: { ...process.env, HOME: home }, timeoutMs: 10_000 });
+  }
+  const packets = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => Buffer.from(l, 'utf8'));
+  rmSync(dir, { recursive: true, force: true });
+  if (packets.length !== n) throw new Error(`fwknop made ${packets.length} packets, wanted ${n}`);
+  return packets;
+}
 
 export class FwknopdSubject extends StampedSubject implements Subject {
   readonly name: string;
@@ -32,6 +69,8 @@ export class FwknopdSubject extends StampedSubject implements Subject {
   private dir = '';
   private hmacFailLines = 0;
   private ready = false;
+  /** spa-server: when it logged each accepted knock (pino's time, whole milliseconds). */
+  private accepted: number[] = [];
   private readonly key: string;
   private readonly hmacKey: string;
 
@@ -43,8 +82,9 @@ export class FwknopdSubject extends StampedSubject implements Subject {
   ) {
     super();
     this.name = `${daemon === 'fwknopd' ? 'fwknopd' : 'spa-server (fwknopd.conf)'}, ${stanzas} stanza${stanzas === 1 ? '' : 's'}`;
-    this.key = b64(det('fwknop key', 32));
-    this.hmacKey = b64(det('fwknop hmac key', 64));
+    const k = fwknopKeyGen();
+    this.key = k.key;
+    this.hmacKey = k.hmacKey;
   }
 
   get pid(): number | undefined {
@@ -55,21 +95,9 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     return this.proc !== undefined && isRunning(this.proc);
   }
 
-  /** n packets from the real client; each carries its own random data and the current time. */
+  /** n packets from the real client (makeFwknopPackets). */
   async prepare(n: number): Promise<void> {
-    const dir = mkdtempSync(join(this.workRoot, 'fwknop-client-'));
-    const home = join(dir, 'home');
-    mkdirSync(home, { mode: 0o700 });
-    const file = join(dir, 'packets');
-    const args = ['-T', '-B', file, '-b', '-A', 'tcp/22', '-a', '127.0.0.1', '-D', '127.0.0.1', '--key-base64-rijndael', this.key, '--key-base64-hmac', this.hmacKey, '--no-rc-file', '--no-save-args'];
-    // The client writes ~/.fwknoprc without --no-rc-file; HOME points at a throwaway directory anyway.
-    for (let i = 0; i < n; i++) await runTracked('fwknop', 'fwknop', args, { env: { ...process.env, HOME: home }, timeoutMs: 10_000 });
-    this.packets = readFileSync(file, 'utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => Buffer.from(l, 'utf8'));
-    if (this.packets.length !== n) throw new Error(`fwknop made ${this.packets.length} packets, wanted ${n}`);
-    rmSync(dir, { recursive: true, force: true });
+    this.packets = await makeFwknopPackets(this.workRoot, n, this.key, this.hmacKey);
   }
 
   async start(): Promise<void> {
@@ -97,6 +125,7 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     writeFileSync(access, [...others, stanza(this.key, this.hmacKey)].join('\n'), { mode: 0o600 });
     this.hmacFailLines = 0;
     this.ready = false;
+    this.accepted = [];
     const p =
       this.daemon === 'fwknopd'
         ? spawnTracked('fwknopd', 'fwknopd', ['-f', '-i', 'lo', '-c', conf, '-a', access])
@@ -105,6 +134,9 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     let text = '';
     const onLine = (line: string): void => {
       if (line.includes('HMAC_COMPAREFAIL')) this.hmacFailLines++;
+      else if (line.includes('"msg":"accepted"')) {
+        if (this.accepted.length < 1000) this.accepted.push(Date.parse(/"time":"([^"]+)"/.exec(line)?.[1] ?? ''));
+      }
       else if (line.includes('main event loop') || line.includes('"msg":"started"')) this.ready = true;
       else if (text.length < 4000) text += `${line}\n`;
     };
@@ -120,6 +152,11 @@ export class FwknopdSubject extends StampedSubject implements Subject {
     return this.sender.send(PORT, [d]);
   }
 
+
+  /** spa-server only (fwknopd logs no decision line we time): when it decided each knock. */
+  decisionTimes(): number[] {
+    return this.accepted;
+  }
 
   async stop(): Promise<StopReport> {
     const p = this.proc;

@@ -143,7 +143,7 @@ export class SpaSubject extends StampedSubject implements Subject {
     mode: 'bin',
     size: DATAGRAM_BYTES,
     firstByte: VERSION,
-    what: `${DATAGRAM_BYTES}-byte datagrams, version byte 1, random rest: they pass the kernel filter and die at the tag lookup`,
+    what: `${DATAGRAM_BYTES}-byte datagrams, version byte 1, random tag and rest: the kernel filter checks the tag (issue 13) and drops them; a random tag passes with odds keys × epochs / 2^32`,
   };
   readonly timeoutMs = 1000;
   private server: SpaServer | undefined;
@@ -212,7 +212,8 @@ export class SpaSubject extends StampedSubject implements Subject {
     if (r.shed) notes.push(`the capture shed ${r.shed.toLocaleString('en-US')} frames (dropped undecoded after holding the event loop 100 ms)`);
     if (r.reopens) notes.push(`the capture closed and reopened its pcap handle ${r.reopens} time(s), losing the frames in its ring`);
     if (this.ring) notes.push(`pcap ring: ${this.ring}`);
-    return { seen: r.rejected, exit: r.exit, notes, shed: r.shed ?? 0, reopens: r.reopens ?? 0 };
+    const tagFilter = s.count('kernel tag filter on') > 0 && s.count('kernel tag filter off: right-size datagrams reach the daemon') === 0;
+    return { seen: r.rejected, exit: r.exit, notes, shed: r.shed ?? 0, reopens: r.reopens ?? 0, tagFilter };
   }
 
   /** When the daemon logged each knock accepted (millisecond resolution: pino's isoTime). */

@@ -27,6 +27,11 @@ export interface StopReport {
   /** spa-server: frames its capture dropped undecoded, and handle reopens, so timers could run. */
   readonly shed?: number;
   readonly reopens?: number;
+  /**
+   * spa-server: its kernel filter checked tags (issue 13), so right-size garbage with random tags
+   * never reached it: `seen` then counts what passed the filter, and the rest was not lost.
+   */
+  readonly tagFilter?: boolean;
 }
 
 export interface Subject {

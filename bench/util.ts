@@ -56,6 +56,7 @@ export interface Summary {
   readonly n: number;
   readonly median: number;
   readonly p90: number;
+  readonly p95: number;
   readonly p99: number;
   readonly min: number;
   readonly max: number;
@@ -63,7 +64,7 @@ export interface Summary {
 
 export function summarize(values: readonly number[]): Summary {
   const s = [...values].sort((a, b) => a - b);
-  return { n: s.length, median: quantile(s, 0.5), p90: quantile(s, 0.9), p99: quantile(s, 0.99), min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
+  return { n: s.length, median: quantile(s, 0.5), p90: quantile(s, 0.9), p95: quantile(s, 0.95), p99: quantile(s, 0.99), min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
 }
 
 export function median(values: readonly number[]): number {

@@ -28,6 +28,12 @@ export const DEFAULT_MAX_BURST_MS = 100;
 /** After this long, the handle is closed and reopened so the loop can turn (onPacket). */
 export const DEFAULT_MAX_STALL_MS = 1000;
 /**
+ * A burst sheds (or reopens) only past this many frames: one slow frame (an accepted knock whose
+ * command is being spawned on a busy machine took over 100 ms here) followed by the next knock
+ * in the same poll callback is not a flood, and that knock must not be dropped.
+ */
+export const MIN_BURST_FRAMES = 32;
+/**
  * Every cap handle this process ever made is kept (see `retained`), ~1 KB each measured here.
  * Reopens stop at this many (10 MB); the capture then only sheds.
  */
@@ -167,8 +173,11 @@ export class Capture {
   private reopens = 0;
   /** performance.now() of the first frame since the event loop last turned; -1 between bursts. */
   private burstStartMs = -1;
+  /** Frames since the burst started. */
+  private burstFrames = 0;
   private readonly endBurst = (): void => {
     this.burstStartMs = -1;
+    this.burstFrames = 0;
   };
 
   /** frameBufferBytes: the largest frame kept whole; longer ones are rejected as capture.truncated. */
@@ -330,7 +339,7 @@ export class Capture {
    * only then returns to the event loop. Under a flood faster than we handle frames the ring
    * never empties and timers (the ones that close firewall rules) never run. So we note when a
    * burst starts (the first frame since the loop last reached its check phase, which a
-   * setImmediate marks), and:
+   * setImmediate marks), and, once the burst has MIN_BURST_FRAMES frames:
    * - past maxBurstMs, frames are counted as shed and dropped undecoded. cap alone empties the
    *   ring several times faster than it fills from one sender here, so the burst ends soon and
    *   the loop turns; a valid knock in that window is lost, as it would be in a full ring.
@@ -351,7 +360,7 @@ export class Capture {
     if (this.burstStartMs < 0) {
       this.burstStartMs = t;
       setImmediate(this.endBurst);
-    } else {
+    } else if (++this.burstFrames >= MIN_BURST_FRAMES) {
       const burstMs = t - this.burstStartMs;
       if (burstMs > this.options!.maxStallMs) this.pause();
       if (burstMs > this.options!.maxBurstMs) shedding = true;
