@@ -222,6 +222,9 @@ export class Daemon {
       tcpPorts: this.sequences?.ports('tcp') ?? [],
       udpPorts: this.sequences?.ports('udp') ?? [],
       bufferBytes: this.pcapBufferMb() * 1024 * 1024,
+      // fwknop packets get a ring of their own (bufferBytes, above); spa knocks and sequence
+      // ports keep PcapBufferMB as set, else its spa default (2).
+      mainBufferBytes: o.pcapBufferMb * 1024 * 1024,
       onFrame,
       kernelFilter: { tags: this.tags, windowSec: () => this.runtime.config.options.windowSec, nowMs: this.nowMs, notice: (level, fields, msg) => this.log[level](fields, msg) },
       onError: (e) => {
