@@ -1,4 +1,4 @@
-// Bundles spa-knock into one CommonJS file, dist/client/spa-knock.cjs (package.json "bin"), so a
+// Bundles spa-knock into CommonJS files, dist/client/spa-knock.cjs (package.json "bin"), so a
 // knock loads one file instead of ~30 modules and commander's. Node's ES module loader resolves,
 // reads (asynchronously) and links each file on its own, and loads its own modules to do so: that
 // was most of spa-knock's start-up beyond `node -e 0` (docs/BENCHMARKS.md, "spa-knock start-up").
@@ -15,16 +15,17 @@ const versionConstant = {
   },
 };
 
-await build({
-  stdin: {
-    // client/bin.ts without its top-level await, which CommonJS does not have; like it, exit at
-    // once (a STUN server's name lookup given up on must not hold the process).
-    contents: "import { main, processIo } from './client/cli.ts';\nvoid main(process.argv.slice(2), processIo()).then((code) => process.exit(code));\n",
-    resolveDir: process.cwd(),
-    sourcefile: 'spa-knock.ts',
-    loader: 'ts',
+// Two files. spa-knock.cjs is client/main.ts: the common `spa-knock HOST [flags]` and nothing it
+// does not need. Anything else (subcommands, --help, a mistake on the command line) loads
+// spa-knock-cli.cjs, commander's program: V8 compiles only the file a run loads.
+const cliBundle = {
+  name: 'cli-bundle',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/cli\.js$/ }, (args) => (/[\\/]client[\\/]main\.ts$/.test(args.importer) ? { path: './spa-knock-cli.cjs', external: true } : undefined));
   },
-  outfile: 'dist/client/spa-knock.cjs',
+};
+
+const common = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -32,8 +33,30 @@ await build({
   // Smaller to read and parse; names are kept so that a bug's stack trace still reads.
   minifyWhitespace: true,
   minifySyntax: true,
-  plugins: [versionConstant],
-  banner: { js: '#!/usr/bin/env node' },
   legalComments: 'none',
   logLevel: 'warning',
+};
+
+await build({
+  ...common,
+  stdin: {
+    // client/bin.ts without its top-level await, which CommonJS does not have; like it, exit at
+    // once (a STUN server's name lookup given up on must not hold the process).
+    contents: "import { main, processIo } from './client/main.ts';\nvoid main(process.argv.slice(2), processIo()).then((code) => process.exit(code));\n",
+    resolveDir: process.cwd(),
+    sourcefile: 'spa-knock.ts',
+    loader: 'ts',
+  },
+  outfile: 'dist/client/spa-knock.cjs',
+  plugins: [cliBundle],
+  // import() of the commander bundle (and of node:dns) as require(): no ES module loader.
+  supported: { 'dynamic-import': false },
+  banner: { js: '#!/usr/bin/env node' },
+});
+
+await build({
+  ...common,
+  entryPoints: ['client/cli.ts'],
+  outfile: 'dist/client/spa-knock-cli.cjs',
+  plugins: [versionConstant],
 });
