@@ -3,7 +3,10 @@
 // reads (asynchronously) and links each file on its own, and loads its own modules to do so: that
 // was most of spa-knock's start-up beyond `node -e 0` (docs/BENCHMARKS.md, "spa-knock start-up").
 // tsc still builds every file (types, the server, dist/client/bin.js for `node dist/client/bin.js`).
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { build } from 'esbuild';
 
 // src/version.ts reads package.json at start-up; in the bundle the version is a constant.
@@ -15,7 +18,8 @@ const versionConstant = {
   },
 };
 
-// Two files. spa-knock.cjs is client/main.ts: the common `spa-knock HOST [flags]` and nothing it
+// Three files. spa-knock.cjs is a launcher (scripts/spa-knock-launcher.cjs) that runs
+// spa-knock-main.cjs from its V8 code cache, written below. spa-knock-main.cjs is client/main.ts: the common `spa-knock HOST [flags]` and nothing it
 // does not need. Anything else (subcommands, --help, a mistake on the command line) loads
 // spa-knock-cli.cjs, commander's program: V8 compiles only the file a run loads.
 const cliBundle = {
@@ -47,11 +51,10 @@ await build({
     sourcefile: 'spa-knock.ts',
     loader: 'ts',
   },
-  outfile: 'dist/client/spa-knock.cjs',
+  outfile: 'dist/client/spa-knock-main.cjs',
   plugins: [cliBundle],
   // import() of the commander bundle (and of node:dns) as require(): no ES module loader.
   supported: { 'dynamic-import': false },
-  banner: { js: '#!/usr/bin/env node' },
 });
 
 await build({
@@ -60,3 +63,20 @@ await build({
   outfile: 'dist/client/spa-knock-cli.cjs',
   plugins: [versionConstant],
 });
+
+copyFileSync('scripts/spa-knock-launcher.cjs', 'dist/client/spa-knock.cjs');
+
+// The code cache: a --dry-run knock to 127.0.0.1 (nothing is sent) with throwaway keys compiles
+// what a knock runs. Without it (any failure here) spa-knock still works, compiling as usual.
+const { writeClientKey, writeServerKey } = await import('../dist/keys/keygen-command.js');
+const tmp = mkdtempSync(join(tmpdir(), 'spa-build-'));
+try {
+  rmSync('dist/client/spa-knock-main.cjs.v8cache', { force: true });
+  writeClientKey(tmp, 'build', false);
+  const server = writeServerKey(tmp, false);
+  const knock = ['127.0.0.1', '--key', 'build', '--key-dir', tmp, '-F', 'none', '--server-key', server.publicFile, '--dry-run'];
+  const r = spawnSync(process.execPath, ['scripts/code-cache.cjs', 'dist/client/spa-knock-main.cjs', ...knock], { encoding: 'utf8', env: { ...process.env, SPA_KNOCK_HOME: tmp } });
+  if (r.status !== 0) console.warn(`bundle: no code cache for spa-knock (the dry-run knock exited ${r.status}: ${r.stderr.trim()})`);
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
