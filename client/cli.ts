@@ -9,7 +9,7 @@ import { VERSION_TEXT } from '../src/version.js';
 import { writeClientKey } from '../keys/keygen-command.js';
 import { clientHome } from './home.js';
 import { defaultConfigFile } from './config-file.js';
-import { relay } from './proxy.js';
+import { relay, type RelayInput } from './proxy.js';
 import { runFwknopKnock } from './fwknop-knock.js';
 import { wantsNamedConfig } from './fast-args.js';
 import { collectAccess, collectStun, FlagValueError, parseAllowIp, parseDelay, parsePort, parseSequenceFlag, parseTimeout } from './flags.js';
@@ -139,8 +139,9 @@ export async function runCli(argv: readonly string[], io: ClientIo): Promise<num
   )
     .addHelpText('after', PROXY_HELP)
     .action(async (host: string, port: number, o: Record<string, unknown>) => {
-      const input = io.stdin;
       const output = io.stdoutStream;
+      // stdin read directly where it can be (a pipe from ssh); process.stdin is made only otherwise.
+      const input: RelayInput | undefined = io.stdinFd !== undefined ? { fd: io.stdinFd, fallback: () => io.stdin! } : io.stdin;
       if (!input || !output) throw new Error('proxy needs byte streams for stdin and stdout');
       const plan = planFor(host, o, io, home, [{ proto: 'tcp', port }]);
       const verbose = Boolean(o['verbose']);

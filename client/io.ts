@@ -12,6 +12,8 @@ export interface ClientIo {
   random(n: number): Uint8Array;
   /** The byte streams `spa-knock proxy` relays (process.stdin / process.stdout). */
   readonly stdin?: Readable;
+  /** stdin's descriptor: proxy reads it directly when it is a pipe or a socket (client/proxy.ts). */
+  readonly stdinFd?: number;
   readonly stdoutStream?: Writable;
 }
 
@@ -40,6 +42,7 @@ export function processIo(): ClientIo {
     get stdin() {
       return process.stdin;
     },
+    stdinFd: 0,
     get stdoutStream() {
       return stdout();
     },
