@@ -216,7 +216,7 @@ async function idleRss(dir: string, link: Link, files: KeyFiles, keys: number): 
 }
 
 /** Median of 20 interleaved runs of node -e 0 and spa-knock (a real knock to 127.0.0.1), wall and CPU. */
-async function knockStartup(files: KeyFiles): Promise<{ baseMs: number; knockMs: number; baseCpuMs: number; knockCpuMs: number }> {
+export async function knockStartup(files: KeyFiles): Promise<{ baseMs: number; knockMs: number; baseCpuMs: number; knockCpuMs: number }> {
   const cpu = (): number => {
     const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
     return ((Number(f[13]) + Number(f[14])) * 1000) / 100; // cutime + cstime, in ms (USER_HZ 100)
@@ -243,7 +243,7 @@ async function knockStartup(files: KeyFiles): Promise<{ baseMs: number; knockMs:
 }
 
 /** spa-knock proxy relaying 1 GiB from its stdin to a TCP sink on lo: MB/s. */
-async function proxyRate(files: KeyFiles): Promise<number> {
+export async function proxyRate(files: KeyFiles): Promise<number> {
   const total = 1024 * 1024 * 1024;
   let got = 0;
   let first = 0;
