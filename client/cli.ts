@@ -111,7 +111,8 @@ function addKnockOptions(c: Command, home: string): Command {
     .option('-v, --verbose', 'say what was sent and how long the door took, on stderr');
 }
 
-export async function runCli(argv: readonly string[], io: ClientIo): Promise<number> {
+/** `knock` is what `spa-knock HOST` does with its parsed line (a test passes its own, to compare with client/fast-args.ts). */
+export async function runCli(argv: readonly string[], io: ClientIo, knock: typeof knockCommand = knockCommand): Promise<number> {
   // fwknop's ~/.fwknoprc stanzas (issue 14): their own options, client/fwknop-knock.ts.
   if (wantsNamedConfig(argv)) return runFwknopKnock(argv, io);
   const home = clientHome(io.env, io.homedir);
@@ -127,7 +128,7 @@ export async function runCli(argv: readonly string[], io: ClientIo): Promise<num
     .option('-w, --wait', 'after the knock, wait until the first tcp access answers (see --timeout)')
     .addOption(new Option('-n, --dry-run', 'print what would be sent (summary and hex) and send nothing to HOST (behind a NAT, auto still asks STUN)').conflicts('wait'))
     .addHelpText('after', KNOCK_HELP)
-    .action((host: string, o: Record<string, unknown>) => knockCommand(host, o, io, home));
+    .action((host: string, o: Record<string, unknown>) => knock(host, o, io, home));
 
   addKnockOptions(
     program
