@@ -60,7 +60,7 @@ function pipeStream(input: Readable, socket: Socket): Reading {
 /**
  * Reads a pipe or socket descriptor into one buffer, used again for every read: a stream's
  * pipe() allocates a buffer per read, and with a writer of small chunks (ssh, `head -c`) that
- * garbage and its collection cost the relay a third of its CPU (bench: "spa-knock proxy relay").
+ * garbage and its collection cost the relay 20-30% of its CPU (docs/BENCHMARKS.md).
  * The socket takes each read at once (the kernel copies it) or reading waits until it has.
  * undefined when fd is neither (a terminal, a file).
  */
