@@ -16,8 +16,7 @@ import { collectAccess, collectStun, FlagValueError, parseAllowIp, parseDelay, p
 import { connectAfterKnock, DEFAULT_WAIT_MS, knockCommand, knockPlan, planFor, timeoutMsOf } from './knock-command.js';
 import type { ClientIo } from './io.js';
 
-export { processIo, type ClientIo } from './io.js';
-export { MAX_TIMEOUT_SEC } from './flags.js';
+export type { ClientIo } from './io.js';
 
 /** A flag parser for commander: its FlagValueError becomes commander's "argument ... is invalid". */
 function commanderParser<T, P>(parse: (s: string, prev: P) => T): (s: string, prev: P) => T {

@@ -1,9 +1,9 @@
 // Bundles spa-knock into CommonJS files, dist/client/spa-knock.cjs (package.json "bin"), so a
 // knock loads one file instead of ~30 modules and commander's. Node's ES module loader resolves,
 // reads (asynchronously) and links each file on its own, and loads its own modules to do so: that
-// was most of spa-knock's start-up beyond `node -e 0` (docs/BENCHMARKS.md, "spa-knock start-up").
+// was most of spa-knock's start-up beyond `node -e 0` (docs/BENCHMARKS.md, "What a knock loads").
 // tsc still builds every file (types, the server, dist/client/bin.js for `node dist/client/bin.js`).
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,9 +19,10 @@ const versionConstant = {
 };
 
 // Three files. spa-knock.cjs is a launcher (scripts/spa-knock-launcher.cjs) that runs
-// spa-knock-main.cjs from its V8 code cache, written below. spa-knock-main.cjs is client/main.ts: the common `spa-knock HOST [flags]` and nothing it
-// does not need. Anything else (subcommands, --help, a mistake on the command line) loads
-// spa-knock-cli.cjs, commander's program: V8 compiles only the file a run loads.
+// spa-knock-main.cjs from its V8 code cache, written below. spa-knock-main.cjs is client/main.ts:
+// the common `spa-knock HOST [flags]` and nothing it does not need. Anything else (subcommands,
+// --help, a mistake on the command line) loads spa-knock-cli.cjs, commander's program: V8
+// compiles only the file a run loads.
 const cliBundle = {
   name: 'cli-bundle',
   setup(b) {
