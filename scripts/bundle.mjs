@@ -3,7 +3,8 @@
 // reads (asynchronously) and links each file on its own, and loads its own modules to do so: that
 // was most of spa-knock's start-up beyond `node -e 0` (docs/BENCHMARKS.md, "What a knock loads").
 // tsc still builds every file (types, the server, dist/client/bin.js for `node dist/client/bin.js`).
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +66,9 @@ await build({
   plugins: [versionConstant],
 });
 
+// The first line names this build: the launcher uses a code cache only if it starts with the same.
+const main = readFileSync('dist/client/spa-knock-main.cjs', 'utf8');
+writeFileSync('dist/client/spa-knock-main.cjs', `// build ${createHash('sha256').update(main).digest('hex')}\n${main}`);
 copyFileSync('scripts/spa-knock-launcher.cjs', 'dist/client/spa-knock.cjs');
 
 // The code cache: a --dry-run knock to 127.0.0.1 (nothing is sent) with throwaway keys compiles

@@ -6,16 +6,18 @@
 // this file (another build) or to this node (another V8) is not used: the code compiles as usual.
 'use strict';
 const { readFileSync } = require('node:fs');
-const { createHash } = require('node:crypto');
 const { Script } = require('node:vm');
 
 const file = `${__dirname}/spa-knock-main.cjs`;
 const source = readFileSync(file, 'utf8');
+// The bundle's first line names its build (`// build SHA256`, scripts/bundle.mjs); the cache
+// starts with the same line. V8 itself checks the V8 version and flags, but of the source only
+// its length.
+const build = source.slice(0, source.indexOf('\n') + 1);
 let cachedData;
 try {
   const cache = readFileSync(`${file}.v8cache`);
-  // V8 itself checks the V8 version and flags, but of the source only its length.
-  if (cache.subarray(0, 32).equals(createHash('sha256').update(source).digest())) cachedData = cache.subarray(32);
+  if (build.startsWith('// build ') && cache.toString('latin1', 0, build.length) === build) cachedData = cache.subarray(build.length);
 } catch {
   // No cache: compile as usual.
 }

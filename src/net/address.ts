@@ -24,10 +24,34 @@ const IPV6_RE = new RegExp(
     ')(?:%[0-9a-zA-Z-.:]{1,})?$',
 );
 
-/** node:net's isIPv4. */
+/**
+ * node:net's isIPv4 (IPV4_RE), without a regular expression: compiling one costs a knock ~1 ms
+ * at start-up. Four decimal fields 0-255, no leading zeros, nothing else.
+ */
 export function isIPv4(s: string): boolean {
-  return IPV4_RE.test(s);
+  let fields = 0;
+  let i = 0;
+  while (i < s.length) {
+    const start = i;
+    let v = 0;
+    while (i < s.length && i - start < 4) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+      i++;
+    }
+    const len = i - start;
+    if (len === 0 || len > 3 || v > 255 || (len > 1 && s.charCodeAt(start) === 48)) return false;
+    fields++;
+    if (i === s.length) return fields === 4;
+    if (s.charCodeAt(i) !== 46 || fields === 4) return false;
+    i++;
+  }
+  return false;
 }
+
+/** The expression isIPv4 implements, kept to test it against (test/unit/address.test.ts). */
+export const IPV4_PATTERN = IPV4_RE;
 
 /** node:net's isIPv6 (zone ids included). */
 export function isIPv6(s: string): boolean {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isIP, isIPv4 as netIsIPv4, isIPv6 as netIsIPv6 } from 'node:net';
-import { addressFromBytes, isIPv4, isIPv6, parseAddress } from '../../src/net/address.js';
+import { addressFromBytes, IPV4_PATTERN, isIPv4, isIPv6, parseAddress } from '../../src/net/address.js';
 
 describe('parseAddress', () => {
   it.each([
@@ -48,6 +48,18 @@ describe('isIPv4 and isIPv6 agree with node:net', () => {
   it.each(samples)('%j', (s) => {
     expect(isIPv4(s)).toBe(netIsIPv4(s));
     expect(isIPv6(s)).toBe(netIsIPv6(s));
+  });
+
+  it('isIPv4 on dotted strings of digits', () => {
+    const field = fc.oneof(fc.nat(300).map(String), fc.constantFrom('', '0', '00', '01', '000', '255', '256', '1000', '0255', 'a', ' 1'));
+    const text = fc.array(field, { minLength: 1, maxLength: 6 }).map((a) => a.join('.'));
+    fc.assert(
+      fc.property(text, (s) => {
+        expect(isIPv4(s)).toBe(netIsIPv4(s));
+        expect(isIPv4(s)).toBe(IPV4_PATTERN.test(s));
+      }),
+      { numRuns: 20_000 },
+    );
   });
 
   it('on strings built from address characters', () => {
