@@ -216,7 +216,7 @@ async function idleRss(dir: string, link: Link, files: KeyFiles, keys: number): 
 }
 
 /** Median of 20 interleaved runs of node -e 0 and spa-knock (a real knock to 127.0.0.1), wall and CPU. */
-async function knockStartup(files: KeyFiles): Promise<{ baseMs: number; knockMs: number; baseCpuMs: number; knockCpuMs: number }> {
+export async function knockStartup(files: KeyFiles): Promise<{ baseMs: number; knockMs: number; baseCpuMs: number; knockCpuMs: number }> {
   const cpu = (): number => {
     const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
     return ((Number(f[13]) + Number(f[14])) * 1000) / 100; // cutime + cstime, in ms (USER_HZ 100)
@@ -243,7 +243,7 @@ async function knockStartup(files: KeyFiles): Promise<{ baseMs: number; knockMs:
 }
 
 /** spa-knock proxy relaying 1 GiB from its stdin to a TCP sink on lo: MB/s. */
-async function proxyRate(files: KeyFiles): Promise<number> {
+export async function proxyRate(files: KeyFiles): Promise<number> {
   const total = 1024 * 1024 * 1024;
   let got = 0;
   let first = 0;
@@ -286,9 +286,10 @@ export async function main(): Promise<void> {
     log('spa-knock start-up (20 interleaved runs)');
     const st = await knockStartup(files);
     log(`  node -e 0 ${st.baseMs.toFixed(1)} ms, spa-knock ${st.knockMs.toFixed(1)} ms (${(st.knockMs / st.baseMs).toFixed(2)}x); CPU ${st.baseCpuMs.toFixed(1)} vs ${st.knockCpuMs.toFixed(1)} ms`);
-    log('spa-knock proxy relay (1 GiB on lo)');
-    const mbps = await proxyRate(files);
-    log(`  ${mbps.toFixed(0)} MB/s`);
+    log('spa-knock proxy relay (1 GiB on lo, three times)');
+    const rates = [await proxyRate(files), await proxyRate(files), await proxyRate(files)];
+    const mbps = median(rates);
+    log(`  median ${mbps.toFixed(0)} MB/s (${rates.map((x) => x.toFixed(0)).join(', ')})`);
     log('idle RSS on the veth (default configuration)');
     const idle10 = await idleRss(dir, veth, files, 10);
     log(`  10 keys: ${((idle10.rss ?? 0) / 2 ** 20).toFixed(1)} MiB (ring ${((idle10.ring ?? 0) / 2 ** 20).toFixed(1)} MiB), filter ${idle10.mode}`);
@@ -303,7 +304,7 @@ export async function main(): Promise<void> {
         rows.push(r);
       }
     }
-    const section = render({ st, mbps, idle10, idle10k, rows, minutes: (Date.now() - started) / 60000, load0, load1: loadavg()[0]! });
+    const section = render({ st, mbps, rates, idle10, idle10k, rows, minutes: (Date.now() - started) / 60000, load0, load1: loadavg()[0]! });
     const resultsFile = join(ROOT, 'bench/RESULTS.md');
     const old = readFileSync(resultsFile, 'utf8');
     const begin = '<!-- footprint:begin -->';
@@ -322,6 +323,7 @@ export async function main(): Promise<void> {
 function render(r: {
   st: { baseMs: number; knockMs: number; baseCpuMs: number; knockCpuMs: number };
   mbps: number;
+  rates: readonly number[];
   idle10: { rss: number | undefined; ring: number | undefined; mode: string };
   idle10k: { rss: number | undefined; ring: number | undefined; mode: string };
   rows: FloodRow[];
@@ -341,7 +343,7 @@ function render(r: {
     '| Row | Measured | Target | |',
     '|---|---|---|---|',
     `| spa-knock whole process, median of 20 interleaved | ${r.st.knockMs.toFixed(1)} ms vs node -e 0 ${r.st.baseMs.toFixed(1)} ms: **${ratio.toFixed(2)}x** (CPU ${r.st.knockCpuMs.toFixed(1)} vs ${r.st.baseCpuMs.toFixed(1)} ms: ${(r.st.knockCpuMs / r.st.baseCpuMs).toFixed(2)}x) | ≤ 1.25x | ${met(ratio <= 1.25)} |`,
-    `| spa-knock proxy relay, 1 GiB stdin → TCP on lo | ${r.mbps.toFixed(0)} MB/s | ≥ 500 MB/s | ${met(r.mbps >= 500)} |`,
+    `| spa-knock proxy relay, 1 GiB stdin → TCP on lo | median of 3: ${r.mbps.toFixed(0)} MB/s (${r.rates.map((x) => x.toFixed(0)).join(', ')}) | ≥ 500 MB/s | ${met(r.mbps >= 500)} |`,
     `| idle RSS, default configuration, ten keys, veth MTU 1500 | ${mib(r.idle10.rss)} (ring ${mib(r.idle10.ring)}; filter: ${r.idle10.mode}) | ≤ 70 MB | ${met((r.idle10.rss ?? Infinity) <= 70 * 2 ** 20)} |`,
     `| idle RSS, 10,000 keys, veth | ${mib(r.idle10k.rss)} (ring ${mib(r.idle10k.ring)}; filter: ${r.idle10k.mode}) | < 100 MB | ${met((r.idle10k.rss ?? Infinity) < 100 * 2 ** 20)} |`,
   ];
@@ -354,9 +356,9 @@ function render(r: {
     'Why a row misses:',
     '',
     '- **Forgeries with a copied tag** pass the kernel filter by design: the tag is the only thing before the box that the filter can check, and a sender who saw a knock on the wire can copy it for the rest of the epochs it is valid in. Each forgery costs the daemon a box open; the ones it cannot take are dropped in the 32-frame ring, and a valid knock among them with the same odds. A larger PcapBufferMB buys time, not throughput.',
-    '- **spa-knock proxy** relays with Node streams (64 KiB reads from the stdin pipe); on this loaded machine the rate varied between runs (136, 168 and 291 MB/s in three), and a three-line Node script that only pipes stdin into a socket made 233 and 272 MB/s in the same conditions: the limit is Node\'s stream relay on this machine, not spa-knock\'s.',
+    '- **spa-knock proxy** reads its stdin pipe into one reused 64 KiB buffer and writes each read to the socket; most of its CPU is the kernel\'s TCP send on lo. Its rate here is set by CPU shared on 2 cores by `head -c`, the relay and this bench\'s own sink, and by `head -c` writing small chunks (the relay reads ~16 KB at a time). On this machine at load average 5-8, `cat` as the relay (`bash -c \'cat > /dev/tcp/...\'`) made 310-420 MB/s.',
     '- **10,000 keys** is above the 161 keys the kernel filter holds, so this daemon runs with the length-and-version filter; its RSS is the keys\' own (protocol v1 checks every key in full at load).',
-    '- **spa-knock start-up** is a ratio of two medians on a loaded machine; the CPU ratio is steadier. Beyond `node -e 0`, loading node:crypto and node:dgram and sending one datagram alone costs ~1.1x CPU here.',
+    '- **spa-knock start-up** is a ratio of two medians on a loaded machine; the CPU ratio is steadier, instruction counts (valgrind --tool=callgrind) steadier still. A script that only loads node:crypto and node:dgram, imports two keys, signs, boxes and sends one datagram takes 1.09x `node -e 0`\'s instructions; spa-knock 1.14x (docs/BENCHMARKS.md, "What a knock loads").',
     '',
     'fwknopd and knockd are not in these rows yet: their lo floods are in the tables above.',
     '',

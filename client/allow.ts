@@ -3,7 +3,6 @@
 // "KNOCKING FROM BEHIND NAT"). Shell: a socket to ask the kernel, STUN over UDP.
 import { UserError } from '../src/errors.js';
 import { neverAClient, type Address } from '../src/net/address.js';
-import { discoverPublicAddress } from './discover.js';
 import { autoNote, type AllowChoice } from './nat-advice.js';
 import type { SpaPlan } from './plan.js';
 import { localAddressFor } from './resolve.js';
@@ -36,6 +35,8 @@ export async function chooseAllow(plan: SpaPlan, target: Address, verbose: boole
   if (decision.stun || decision.why === 'same-range') note(autoNote(decision, source, target, stunOff, names));
   if (!decision.stun || stunOff) return { how: 'kernel', address: source, decision, stunOff };
 
+  // STUN (and node:dns for the servers' names) is loaded only behind a NAT.
+  const { discoverPublicAddress } = await import('./discover.js');
   const r = await discoverPublicAddress({ servers: plan.stun.servers, family: target.family, budgetMs: STUN_BUDGET_MS, random: io.random, nowMs: io.nowMs, note });
   if (!r.ok) {
     throw new UserError(

@@ -1,109 +1,33 @@
-// spa-knock's command line: main(argv, io) -> exit code. Shell.
-import { homedir } from 'node:os';
-import { randomBytes } from 'node:crypto';
+// spa-knock's command line as commander reads it: runCli(argv, io) -> exit code. client/main.ts
+// runs the common knock without it and comes here for everything else (subcommands, --help,
+// --version, fwknop stanzas, and every mistake, so each is reported as commander says it). Shell.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { SystemError, UserError } from '../src/errors.js';
 import { runProgram } from '../src/cli.js';
-import type { Readable, Writable } from 'node:stream';
-import { parseAccess, dedupeAccess, accessText, type Access } from '../src/net/access.js';
-import { parseAddress, type Address } from '../src/net/address.js';
-import { parseSequence } from '../src/config/sequence.js';
-import type { KnockPort } from '../src/config/types.js';
+import type { Access } from '../src/net/access.js';
 import { DEFAULT_PORT } from '../src/protocol/constants.js';
 import { VERSION_TEXT } from '../src/version.js';
 import { writeClientKey } from '../keys/keygen-command.js';
 import { clientHome } from './home.js';
-import { runKnock } from './knock.js';
-import { runSequence } from './sequence.js';
-import { defaultConfigFile, loadProfileConfig } from './config-file.js';
-import { lookupProfile, MAX_DELAY_MS } from './profile.js';
-import { firstTcp, planKnock, type KnockFlags, type KnockPlan } from './plan.js';
-import { connectWhenOpen, DEFAULT_WAIT_MS, type Connected } from './wait.js';
-import { relay } from './proxy.js';
-import { natHint, type AllowChoice } from './nat-advice.js';
-import { parseStunServer, type StunServer } from './stun-servers.js';
-import { runFwknopKnock, wantsNamedConfig } from './fwknop-knock.js';
+import { defaultConfigFile } from './config-file.js';
+import { relay, type RelayInput } from './proxy.js';
+import { runFwknopKnock } from './fwknop-knock.js';
+import { wantsNamedConfig } from './fast-args.js';
+import { collectAccess, collectStun, FlagValueError, parseAllowIp, parseDelay, parsePort, parseSequenceFlag, parseTimeout } from './flags.js';
+import { connectAfterKnock, DEFAULT_WAIT_MS, knockCommand, knockPlan, planFor, timeoutMsOf } from './knock-command.js';
+import type { ClientIo } from './io.js';
 
-export interface ClientIo {
-  stdout(s: string): void;
-  stderr(s: string): void;
-  readonly env: NodeJS.ProcessEnv;
-  readonly homedir: string;
-  nowMs(): number;
-  random(n: number): Uint8Array;
-  /** The byte streams `spa-knock proxy` relays (process.stdin / process.stdout). */
-  readonly stdin?: Readable;
-  readonly stdoutStream?: Writable;
-}
+export type { ClientIo } from './io.js';
 
-export function processIo(): ClientIo {
-  // A reader that went away (spa-knock --help | head) is not an error worth a stack.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e;
-  });
-  return {
-    stdout: (s) => void process.stdout.write(s),
-    stderr: (s) => void process.stderr.write(s),
-    env: process.env,
-    homedir: homedir(),
-    nowMs: () => Date.now(),
-    random: (n) => new Uint8Array(randomBytes(n)),
-    // A getter: process.stdin makes a stream (and loads its modules) on first use; only proxy reads it.
-    get stdin() {
-      return process.stdin;
-    },
-    stdoutStream: process.stdout,
+/** A flag parser for commander: its FlagValueError becomes commander's "argument ... is invalid". */
+function commanderParser<T, P>(parse: (s: string, prev: P) => T): (s: string, prev: P) => T {
+  return (s, prev) => {
+    try {
+      return parse(s, prev);
+    } catch (e) {
+      if (e instanceof FlagValueError) throw new InvalidArgumentError(e.message);
+      throw e;
+    }
   };
-}
-
-export function parsePort(s: string): number {
-  if (!/^[0-9]{1,5}$/.test(s) || Number(s) < 1 || Number(s) > 65535) throw new InvalidArgumentError(`expected a port 1-65535, got ${JSON.stringify(s)}`);
-  return Number(s);
-}
-
-function collectAccess(s: string, prev: Access[]): Access[] {
-  try {
-    return [...prev, parseAccess(s, '-A')];
-  } catch (e) {
-    throw new InvalidArgumentError(e instanceof UserError ? e.message.replace(/^-A: /, '') : String(e));
-  }
-}
-
-function parseSequenceFlag(s: string): KnockPort[] {
-  const r = parseSequence(s);
-  if (typeof r === 'string') throw new InvalidArgumentError(r);
-  return r;
-}
-
-function parseDelay(s: string): number {
-  if (!/^[0-9]{1,6}$/.test(s) || Number(s) > MAX_DELAY_MS) throw new InvalidArgumentError(`expected milliseconds 0-${MAX_DELAY_MS}, got ${JSON.stringify(s)}`);
-  return Number(s);
-}
-
-export const MAX_TIMEOUT_SEC = 600;
-
-function parseTimeout(s: string): number {
-  const n = Number(s);
-  if (!/^[0-9]+(\.[0-9]+)?$/.test(s) || n <= 0 || n > MAX_TIMEOUT_SEC) throw new InvalidArgumentError(`expected seconds, more than 0 and at most ${MAX_TIMEOUT_SEC}, got ${JSON.stringify(s)}`);
-  return n;
-}
-
-function parseAllowIp(s: string): string {
-  const w = s.toLowerCase();
-  if (w === 'auto' || w === 'source') return w;
-  if (!parseAddress(s)) throw new UserError('address.parse', `--allow-ip: expected an IPv4 or IPv6 address, auto or source, got ${JSON.stringify(s)}`);
-  return s;
-}
-
-function collectStun(s: string, prev: StunServer[] | 'none' | undefined): StunServer[] | 'none' {
-  if (s.toLowerCase() === 'none') {
-    if (prev !== undefined && prev !== 'none') throw new InvalidArgumentError('none cannot be given with a server');
-    return 'none';
-  }
-  if (prev === 'none') throw new InvalidArgumentError('none cannot be given with a server');
-  const r = parseStunServer(s);
-  if (typeof r === 'string') throw new InvalidArgumentError(r);
-  return [...(prev ?? []), r];
 }
 
 const KNOCK_HELP = `
@@ -174,61 +98,20 @@ function addKnockOptions(c: Command, home: string): Command {
     .option('-k, --key <id>', 'key id: uses KEY_DIR/ID.key (default: the profile\'s Key)')
     .option('--key-dir <dir>', `directory of client keys (default: ${home})`)
     .option('-s, --server-key <key-or-file>', "the server's public key: spa1-server-pub:... text, or a file such as server.pub")
-    .option('-p, --port <n>', `server UDP port (default: ${DEFAULT_PORT})`, parsePort)
-    .addOption(new Option('-A, --access <proto/port>', 'access to ask for, repeatable').argParser(collectAccess).default([] as Access[], "the profile's Access, else tcp/22"))
+    .option('-p, --port <n>', `server UDP port (default: ${DEFAULT_PORT})`, commanderParser(parsePort))
+    .addOption(new Option('-A, --access <proto/port>', 'access to ask for, repeatable').argParser(commanderParser(collectAccess)).default([] as Access[], "the profile's Access, else tcp/22"))
     .option('-a, --allow-ip <ip>', 'address to open for: auto (default: the source address toward HOST, or behind a NAT the public one STUN reports), source (the address the knock arrives from), or an address', parseAllowIp)
-    .option('--stun <host[:port]>', 'STUN server auto asks behind a NAT, repeatable; none: ask no one (default: the profile\'s StunServer, else a built-in public list)', collectStun)
+    .option('--stun <host[:port]>', 'STUN server auto asks behind a NAT, repeatable; none: ask no one (default: the profile\'s StunServer, else a built-in public list)', commanderParser(collectStun))
     .addOption(new Option('-4', 'use IPv4 only').conflicts('6'))
     .addOption(new Option('-6', 'use IPv6 only'))
-    .option('--sequence <ports>', 'knock a classic knockd sequence instead: PORT[:tcp|udp],... such as 7000,8000:udp,9000', parseSequenceFlag)
-    .option('-d, --delay <ms>', 'pause between the knocks of a sequence (default: 0)', parseDelay)
-    .option('-t, --timeout <seconds>', `how long to keep trying to connect after the knock (default: ${DEFAULT_WAIT_MS / 1000})`, parseTimeout)
+    .option('--sequence <ports>', 'knock a classic knockd sequence instead: PORT[:tcp|udp],... such as 7000,8000:udp,9000', commanderParser(parseSequenceFlag))
+    .option('-d, --delay <ms>', 'pause between the knocks of a sequence (default: 0)', commanderParser(parseDelay))
+    .option('-t, --timeout <seconds>', `how long to keep trying to connect after the knock (default: ${DEFAULT_WAIT_MS / 1000})`, commanderParser(parseTimeout))
     .option('-v, --verbose', 'say what was sent and how long the door took, on stderr');
 }
 
-function flagsOf(o: Record<string, unknown>): KnockFlags {
-  return {
-    key: o['key'] as string | undefined,
-    keyDir: o['keyDir'] as string | undefined,
-    serverKey: o['serverKey'] as string | undefined,
-    port: o['port'] as number | undefined,
-    access: dedupeAccess(o['access'] as Access[]),
-    allowIp: o['allowIp'] as string | undefined,
-    stun: o['stun'] as StunServer[] | 'none' | undefined,
-    family: o['4'] ? 4 : o['6'] ? 6 : undefined,
-    sequence: o['sequence'] as KnockPort[] | undefined,
-    delayMs: o['delay'] as number | undefined,
-  };
-}
-
-/** Knocks as planned (SPA or sequence); returns the address knocked and, for SPA, how the allow address was chosen. */
-async function knockPlan(plan: KnockPlan, dryRun: boolean, verbose: boolean, io: ClientIo): Promise<{ target: Address; allow?: AllowChoice }> {
-  if (plan.kind === 'sequence') return { target: (await runSequence(plan, { dryRun, verbose }, io)).target };
-  return runKnock({ plan, dryRun, verbose }, io);
-}
-
-/** connectWhenOpen, with the NAT hint on a second line when an SPA door stayed shut. */
-async function connectAfterKnock(host: string, k: { target: Address; allow?: AllowChoice }, port: number, timeoutMs: number, io: ClientIo): Promise<Connected> {
-  try {
-    return await connectWhenOpen(host, k.target, port, timeoutMs, io.nowMs);
-  } catch (e) {
-    const hint = e instanceof SystemError && k.allow ? natHint(k.allow) : undefined;
-    if (hint) throw new SystemError((e as SystemError).code, `${(e as SystemError).message}\nspa-knock: ${hint}`, { cause: e });
-    throw e;
-  }
-}
-
-function planFor(host: string, o: Record<string, unknown>, io: ClientIo, home: string, defaultAccess: readonly Access[]): KnockPlan {
-  const config = loadProfileConfig(o['config'] as string | undefined, home, io.homedir);
-  const profile = lookupProfile(config, host);
-  if (o['verbose'] && profile.matchedLines.length > 0) {
-    const lines = profile.matchedLines.map((l) => (l === 0 ? 'the lines before any Host' : `Host on line ${l}`)).join(', ');
-    io.stderr(`spa-knock: ${host}: profile from ${config.file} (${lines})\n`);
-  }
-  return planKnock(host, flagsOf(o), profile, { home, defaultAccess });
-}
-
-export async function main(argv: readonly string[], io: ClientIo): Promise<number> {
+/** `knock` is what `spa-knock HOST` does with its parsed line (a test passes its own, to compare with client/fast-args.ts). */
+export async function runCli(argv: readonly string[], io: ClientIo, knock: typeof knockCommand = knockCommand): Promise<number> {
   // fwknop's ~/.fwknoprc stanzas (issue 14): their own options, client/fwknop-knock.ts.
   if (wantsNamedConfig(argv)) return runFwknopKnock(argv, io);
   const home = clientHome(io.env, io.homedir);
@@ -244,41 +127,26 @@ export async function main(argv: readonly string[], io: ClientIo): Promise<numbe
     .option('-w, --wait', 'after the knock, wait until the first tcp access answers (see --timeout)')
     .addOption(new Option('-n, --dry-run', 'print what would be sent (summary and hex) and send nothing to HOST (behind a NAT, auto still asks STUN)').conflicts('wait'))
     .addHelpText('after', KNOCK_HELP)
-    .action(async (host: string, o: Record<string, unknown>) => {
-      const plan = planFor(host, o, io, home, [{ proto: 'tcp', port: 22 }]);
-      const verbose = Boolean(o['verbose']);
-      let waitFor: Access | undefined;
-      if (o['wait']) {
-        waitFor = firstTcp(plan.access);
-        if (!waitFor) throw new UserError('usage', `--wait: no tcp access to wait for (give -A tcp/PORT)`);
-      }
-      const k = await knockPlan(plan, Boolean(o['dryRun']), verbose, io);
-      if (waitFor) {
-        const timeoutMs = Math.round(((o['timeout'] as number | undefined) ?? DEFAULT_WAIT_MS / 1000) * 1000);
-        const c = await connectAfterKnock(host, k, waitFor.port, timeoutMs, io);
-        c.socket.destroy();
-        if (verbose) io.stderr(`spa-knock: ${host} (${k.target.text}) ${accessText(waitFor)} answered after ${c.elapsedMs} ms\n`);
-      }
-    });
+    .action((host: string, o: Record<string, unknown>) => knock(host, o, io, home));
 
   addKnockOptions(
     program
       .command('proxy')
       .description('knock, then relay stdin/stdout to HOST PORT: an ssh ProxyCommand')
       .argument('<host>', 'server name or address, or a Host of the profile file (ssh: %h)')
-      .argument('<port>', 'TCP port to connect to (ssh: %p)', parsePort),
+      .argument('<port>', 'TCP port to connect to (ssh: %p)', commanderParser(parsePort)),
     home,
   )
     .addHelpText('after', PROXY_HELP)
     .action(async (host: string, port: number, o: Record<string, unknown>) => {
-      const input = io.stdin;
       const output = io.stdoutStream;
+      // stdin read directly where it can be (a pipe from ssh); process.stdin is made only otherwise.
+      const input: RelayInput | undefined = io.stdinFd !== undefined ? { fd: io.stdinFd, fallback: () => io.stdin! } : io.stdin;
       if (!input || !output) throw new Error('proxy needs byte streams for stdin and stdout');
       const plan = planFor(host, o, io, home, [{ proto: 'tcp', port }]);
       const verbose = Boolean(o['verbose']);
       const k = await knockPlan(plan, false, verbose, io);
-      const timeoutMs = Math.round(((o['timeout'] as number | undefined) ?? DEFAULT_WAIT_MS / 1000) * 1000);
-      const c = await connectAfterKnock(host, k, port, timeoutMs, io);
+      const c = await connectAfterKnock(host, k, port, timeoutMsOf(o), io);
       if (verbose) io.stderr(`spa-knock: ${host} (${k.target.text}) tcp/${port} answered after ${c.elapsedMs} ms; relaying\n`);
       await relay(host, c.socket, input, output);
     });

@@ -14,7 +14,7 @@ import { isValidUsername, MSG } from '../src/fwknop/message.js';
 import { parseFwknoprc } from '../src/fwknop/rc.js';
 import { checkSecretMode } from '../keys/files.js';
 import { resolveHost, sendDatagram } from './resolve.js';
-import type { ClientIo } from './cli.js';
+import type { ClientIo } from './io.js';
 import { runProgram } from '../src/cli.js';
 
 /** libfko's protocol version for fwknop 2.6.x clients (FKO_PROTOCOL_VERSION). */
@@ -117,9 +117,6 @@ async function knock(o: Flags, io: ClientIo): Promise<void> {
 }
 
 /** True when argv asks for a fwknoprc stanza (client/cli.ts routes it here). */
-export function wantsNamedConfig(argv: readonly string[]): boolean {
-  return argv.some((a) => a === NAMED_CONFIG_FLAG || a.startsWith(`${NAMED_CONFIG_FLAG}=`));
-}
 
 export function runFwknopKnock(argv: readonly string[], io: ClientIo): Promise<number> {
   const program = new Command('spa-knock')

@@ -4,7 +4,6 @@ import { Socket } from 'node:net';
 import { SystemError } from '../src/errors.js';
 import type { Address } from '../src/net/address.js';
 
-export const DEFAULT_WAIT_MS = 3000;
 /** Attempts left in flight at once; the oldest is dropped beyond this. */
 export const MAX_ATTEMPTS_IN_FLIGHT = 8;
 

@@ -2,8 +2,61 @@
 // Canonical text is what node's net.isIP accepts and what every command sees:
 // IPv4 dotted quad without leading zeros, IPv6 in RFC 5952 form (lowercase, :: compressed).
 // IPv4-mapped IPv6 (::ffff:a.b.c.d) is folded to the IPv4 address it carries.
-import { isIPv4, isIPv6 } from 'node:net';
 import { UserError } from '../errors.js';
+
+// node:net's isIPv4 and isIPv6, with Node 20's own expressions (lib/internal/net.js): importing
+// node:net loads ~25 stream modules, a fifth of spa-knock's start-up beyond `node -e 0`.
+// test/unit/address.test.ts checks they agree with node:net.
+const V4_SEG = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
+const V4_STR = `(?:${V4_SEG}\\.){3}${V4_SEG}`;
+const V6_SEG = '(?:[0-9a-fA-F]{1,4})';
+const IPV4_RE = new RegExp(`^${V4_STR}$`);
+const IPV6_RE = new RegExp(
+  '^(?:' +
+    `(?:${V6_SEG}:){7}(?:${V6_SEG}|:)|` +
+    `(?:${V6_SEG}:){6}(?:${V4_STR}|:${V6_SEG}|:)|` +
+    `(?:${V6_SEG}:){5}(?::${V4_STR}|(?::${V6_SEG}){1,2}|:)|` +
+    `(?:${V6_SEG}:){4}(?:(?::${V6_SEG}){0,1}:${V4_STR}|(?::${V6_SEG}){1,3}|:)|` +
+    `(?:${V6_SEG}:){3}(?:(?::${V6_SEG}){0,2}:${V4_STR}|(?::${V6_SEG}){1,4}|:)|` +
+    `(?:${V6_SEG}:){2}(?:(?::${V6_SEG}){0,3}:${V4_STR}|(?::${V6_SEG}){1,5}|:)|` +
+    `(?:${V6_SEG}:){1}(?:(?::${V6_SEG}){0,4}:${V4_STR}|(?::${V6_SEG}){1,6}|:)|` +
+    `(?::(?:(?::${V6_SEG}){0,5}:${V4_STR}|(?::${V6_SEG}){1,7}|:))` +
+    ')(?:%[0-9a-zA-Z-.:]{1,})?$',
+);
+
+/**
+ * node:net's isIPv4 (IPV4_RE), without a regular expression: compiling one costs a knock ~1 ms
+ * at start-up. Four decimal fields 0-255, no leading zeros, nothing else.
+ */
+export function isIPv4(s: string): boolean {
+  let fields = 0;
+  let i = 0;
+  while (i < s.length) {
+    const start = i;
+    let v = 0;
+    while (i < s.length && i - start < 4) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+      i++;
+    }
+    const len = i - start;
+    if (len === 0 || len > 3 || v > 255 || (len > 1 && s.charCodeAt(start) === 48)) return false;
+    fields++;
+    if (i === s.length) return fields === 4;
+    if (s.charCodeAt(i) !== 46 || fields === 4) return false;
+    i++;
+  }
+  return false;
+}
+
+/** The expression isIPv4 implements, kept to test it against (test/unit/address.test.ts). */
+export const IPV4_PATTERN = IPV4_RE;
+
+/** node:net's isIPv6 (zone ids included). */
+export function isIPv6(s: string): boolean {
+  return IPV6_RE.test(s);
+}
 
 export type Family = 4 | 6;
 

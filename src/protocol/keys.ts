@@ -28,6 +28,8 @@ export interface ClientSecretKey extends ClientPublicKey {
   readonly signSeed: Uint8Array;
   readonly boxSecret: Uint8Array;
   readonly signKey: KeyObject;
+  /** The box secret as an OpenSSL key: made once (each import costs a knock's start-up). */
+  readonly boxPrivate: KeyObject;
 }
 
 /**
@@ -97,12 +99,15 @@ export function clientSecretKey(secret: Uint8Array): ClientSecretKey {
   if (secret.length !== 64) throw new RangeError('a client secret key has 64 bytes');
   const signSeed = secret.slice(0, 32);
   const boxSecret = secret.slice(32, 64);
+  const signKey = ed25519PrivateKey(signSeed);
+  const boxPrivate = x25519PrivateKey(boxSecret);
   return {
     signSeed,
     boxSecret,
-    signKey: ed25519PrivateKey(signSeed),
-    signPublic: ed25519PublicFromSeed(signSeed),
-    boxPublic: x25519PublicFromSecret(boxSecret),
+    signKey,
+    boxPrivate,
+    signPublic: ed25519PublicFromSeed(signKey),
+    boxPublic: x25519PublicFromSecret(boxPrivate),
   };
 }
 
@@ -128,7 +133,7 @@ function tagKeyOf(boxKey: Uint8Array, client: ClientPublicKey, serverBoxPublic: 
 
 /** The client's side of §4.1; undefined for a low-order server key. */
 export function clientSharedKeys(client: ClientSecretKey, server: ServerPublicKey): SharedKeys | undefined {
-  const boxKey = boxBefore(server.boxPublic, client.boxSecret);
+  const boxKey = boxBefore(server.boxPublic, client.boxPrivate);
   return boxKey && { boxKey, tagKey: tagKeyOf(boxKey, client, server.boxPublic) };
 }
 

@@ -31,16 +31,16 @@ export function ed25519PublicKey(pub: Uint8Array): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_ED25519, pub]), format: 'der', type: 'spki' });
 }
 
-export function ed25519PublicFromSeed(seed: Uint8Array): Uint8Array {
-  return raw32(createPublicKey(ed25519PrivateKey(seed)));
+export function ed25519PublicFromSeed(seed: Uint8Array | KeyObject): Uint8Array {
+  return raw32(createPublicKey(seed instanceof Uint8Array ? ed25519PrivateKey(seed) : seed));
 }
 
 export function x25519PrivateKey(secret: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.concat([PKCS8_X25519, secret]), format: 'der', type: 'pkcs8' });
 }
 
-export function x25519PublicFromSecret(secret: Uint8Array): Uint8Array {
-  return raw32(createPublicKey(x25519PrivateKey(secret)));
+export function x25519PublicFromSecret(secret: Uint8Array | KeyObject): Uint8Array {
+  return raw32(createPublicKey(secret instanceof Uint8Array ? x25519PrivateKey(secret) : secret));
 }
 
 /**

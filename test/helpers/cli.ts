@@ -1,5 +1,6 @@
 // Runs the built CLIs (dist/, made by `npm run build`, which `npm test` runs first) as processes.
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -15,13 +16,16 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(bin: keyof typeof BIN, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(bin: keyof typeof BIN, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; stdinFile?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
+    // stdinFile: stdin is that file itself (`< FILE`), not a pipe.
+    const stdinFd = opts.stdinFile === undefined ? undefined : openSync(opts.stdinFile, 'r');
     const child = spawn(process.execPath, [BIN[bin], ...args], {
       env: { ...process.env, ...opts.env },
       cwd: opts.cwd ?? ROOT,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [stdinFd ?? 'pipe', 'pipe', 'pipe'],
     });
+    if (stdinFd !== undefined) closeSync(stdinFd);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -32,6 +36,6 @@ export function runCli(bin: keyof typeof BIN, args: string[], opts: { env?: Node
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
-    child.stdin.end(opts.input ?? '');
+    child.stdin?.end(opts.input ?? '');
   });
 }

@@ -86,6 +86,27 @@ describe('spa-knock proxy', () => {
     expect(d.log).toEqual([`knock tcp/${port}`, 'open', 'connection']);
   });
 
+  it('relays 4 MB from a pipe intact: more than the socket takes at once, so reading waits for it', async () => {
+    const port = await freeTcpPort();
+    const d = await door(port, 0);
+    const input = Array.from({ length: 100_000 }, (_, i) => `line ${i} of the pipe\n`).join('').slice(0, 4 << 20);
+    const r = await runCli('spa-knock', ['proxy', '127.0.0.1', String(port), '--key', 'alice', '--server-key', join(srvDir, 'server.pub'), '--port', String(d.udpPort)], { env, input, timeoutMs: 60_000 });
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout.length).toBe(input.length);
+    expect(r.stdout === input).toBe(true);
+  });
+
+  it('relays a stdin that is a file, not a pipe (read as a stream)', async () => {
+    const port = await freeTcpPort();
+    const d = await door(port, 0);
+    const input = 'from a file\n'.repeat(10_000); // 120 KB
+    const file = join(dir, 'input.txt');
+    writeFileSync(file, input);
+    const r = await runCli('spa-knock', ['proxy', '127.0.0.1', String(port), '--key', 'alice', '--server-key', join(srvDir, 'server.pub'), '--port', String(d.udpPort)], { env, stdinFile: file });
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toBe(input);
+  });
+
   it('takes HOST, key and SPA port from the profile', async () => {
     const port = await freeTcpPort();
     const d = await door(port, 0);

@@ -50,7 +50,7 @@ describe.runIf(canRun({ tools: ['npm', 'tar'] }))('npm pack + npm install -g int
   }, 300_000);
 
   it('the tarball has the built CLIs, the man pages, docs and examples, and no tests', () => {
-    for (const f of ['dist/client/spa-knock.cjs', 'dist/server/bin.js', 'README.md', 'examples/spa-server.service', 'docs/CONFIGURATION.md', ...MAN_PAGES.map(([s, n]) => `man/${n}.${s}`)]) {
+    for (const f of ['dist/client/spa-knock.cjs', 'dist/client/spa-knock-main.cjs', 'dist/client/spa-knock-main.cjs.v8cache', 'dist/client/spa-knock-cli.cjs', 'dist/server/bin.js', 'README.md', 'examples/spa-server.service', 'docs/CONFIGURATION.md', ...MAN_PAGES.map(([s, n]) => `man/${n}.${s}`)]) {
       expect(files, f).toContain(`package/${f}`);
     }
     expect(files.filter((f) => f.startsWith('package/test/') || f.startsWith('package/node_modules/'))).toEqual([]);
@@ -71,6 +71,19 @@ describe.runIf(canRun({ tools: ['npm', 'tar'] }))('npm pack + npm install -g int
     const d = await run(join(prefix, 'bin', 'spa-knock'), ['127.0.0.1', '--key', 'alice', '--key-dir', join(dir, 'client'), '--server-key', join(dir, 'srv', 'server.pub'), '--dry-run']);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toMatch(/^knock 127\.0\.0\.1 \(127\.0\.0\.1\) udp\/62201 as alice: allow 127\.0\.0\.1 tcp\/22, \d+ bytes \(dry run, not sent\)\n[0-9a-f]+\n$/);
+  });
+
+  it("spa-knock's code cache belongs to its bundle and this node's V8 takes it", async () => {
+    // As scripts/spa-knock-launcher.cjs reads it: the bundle's first line (its build), then V8's data.
+    const main = join(installed, 'dist', 'client', 'spa-knock-main.cjs');
+    const check = `const fs = require('fs'), vm = require('vm');
+      const f = ${JSON.stringify(main)}, s = fs.readFileSync(f, 'utf8'), cache = fs.readFileSync(f + '.v8cache');
+      const build = s.slice(0, s.indexOf('\\n') + 1);
+      if (!/^\\/\\/ build [0-9a-f]{64}\\n$/.test(build) || cache.toString('latin1', 0, build.length) !== build) process.exit(3);
+      const w = '(function (exports, require, module, __filename, __dirname) {' + s + '\\n})';
+      process.exit(new vm.Script(w, { filename: f, cachedData: cache.subarray(build.length) }).cachedDataRejected ? 4 : 0);`;
+    const r = await run(process.execPath, ['-e', check]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
   });
 
   it('the cap addon was built at install and loads', async () => {

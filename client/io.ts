@@ -1,0 +1,50 @@
+// What spa-knock reads and writes: the process's streams in the binary, buffers in tests. Shell.
+import { homedir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
+
+export interface ClientIo {
+  stdout(s: string): void;
+  stderr(s: string): void;
+  readonly env: NodeJS.ProcessEnv;
+  readonly homedir: string;
+  nowMs(): number;
+  random(n: number): Uint8Array;
+  /** The byte streams `spa-knock proxy` relays (process.stdin / process.stdout). */
+  readonly stdin?: Readable;
+  /** stdin's descriptor: proxy reads it directly when it is a pipe or a socket (client/proxy.ts). */
+  readonly stdinFd?: number;
+  readonly stdoutStream?: Writable;
+}
+
+export function processIo(): ClientIo {
+  // process.stdout is made (and its stream modules loaded) on first use: a knock that prints
+  // nothing never pays for it.
+  let out: NodeJS.WriteStream | undefined;
+  const stdout = (): NodeJS.WriteStream => {
+    if (!out) {
+      out = process.stdout;
+      // A reader that went away (spa-knock --help | head) is not an error worth a stack.
+      out.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EPIPE') throw e;
+      });
+    }
+    return out;
+  };
+  return {
+    stdout: (s) => void stdout().write(s),
+    stderr: (s) => void process.stderr.write(s),
+    env: process.env,
+    homedir: homedir(),
+    nowMs: () => Date.now(),
+    random: (n) => new Uint8Array(randomBytes(n)),
+    // Getters: only proxy relays bytes.
+    get stdin() {
+      return process.stdin;
+    },
+    stdinFd: 0,
+    get stdoutStream() {
+      return stdout();
+    },
+  };
+}
