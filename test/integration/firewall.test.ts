@@ -30,6 +30,9 @@ const needs = (tools: string[]) => {
   return it.skipIf(lacking.length > 0 && !strict);
 };
 
+/** Per-test bound for the scenarios driving ufw and firewalld, slow Python programs. */
+const SLOW_TOOL_MS = 120_000;
+
 function opening(addr: string, timeoutSec: number): Opening {
   const a = parseAddress(addr);
   if (!a) throw new Error(`bad test address ${addr}`);
@@ -196,22 +199,24 @@ suite.concurrent(`firewalls in network namespaces${why ? ` (skipped: ${why})` : 
     needs(['iptables', 'ip6tables', 'iptables-restore'])(`iptables, IPv${family}: open for one address, close, the open connection survives`, async (ctx) => {
       await runScenario(ctx, { backend: makeBackend({ name: 'iptables' }), family, ending: 'close', timeoutSec: 60 });
     });
+    // ufw is a Python program run ten times here (~1 s each when idle); with both cores busy
+    // the scenario took over 30 s, so it gets SLOW_TOOL_MS.
     needs(['ufw', 'iptables'])(`ufw (real, enabled in the namespace), IPv${family}`, async (ctx) => {
       await runScenario(ctx, {
         backend: makeBackend({ name: 'ufw' }), family, ending: 'close', timeoutSec: 60, prepare: startUfw, afterTeardown: ufwHasNoSpaRules,
       });
-    });
+    }, SLOW_TOOL_MS);
   }
   needs(['firewalld', 'firewall-cmd', 'dbus-daemon'])('firewalld (real, private D-Bus), IPv4: open, close', async (ctx) => {
     await runScenario(ctx, {
       backend: makeBackend({ name: 'firewalld' }), family: 4, ending: 'close', timeoutSec: 60, prepare: startFirewalld, afterTeardown: firewalldHasNoSpaRules,
     });
-  });
+  }, SLOW_TOOL_MS);
   needs(['firewalld', 'firewall-cmd', 'dbus-daemon'])('firewalld (real, private D-Bus), IPv6: its own --timeout ends the opening', async (ctx) => {
     await runScenario(ctx, {
       backend: makeBackend({ name: 'firewalld' }), family: 6, ending: 'expire', timeoutSec: 2, expireSlackMs: 5000, prepare: startFirewalld, afterTeardown: firewalldHasNoSpaRules,
     });
-  });
+  }, SLOW_TOOL_MS);
 
   needs(['nft'])('nftables: extend makes an opening outlive its first timeout, or end sooner', async (ctx) => {
     const lab = labFor(ctx);
