@@ -56,7 +56,7 @@ function udpSocket(target: Address): Socket {
   return createSocket({ type: target.family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
 }
 
-function literalLookup(host: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+function literalLookup(host: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
   if (isIPv4(host)) callback(null, host, 4);
   else if (isIPv6(host)) callback(null, host, 6);
   else callback(Object.assign(new Error(`${host}: not an address`), { code: 'EINVAL' }), '', 0);

@@ -190,7 +190,11 @@ export class Daemon {
   private sourceKey(): string {
     const o = this.runtime.config.options;
     if (this.udpMode()) return `udp ${o.udpListen?.text ?? '*'} ${o.spaPort} ${o.udpBufferMb}`;
-    return `pcap ${this.opts.iface ?? o.interface ?? DEFAULT_INTERFACE} ${o.spaPort} ${this.pcapBufferMb()} tcp:${this.sequences?.ports('tcp').join(',')} udp:${this.sequences?.ports('udp').join(',')}`;
+    // Whether there are spa keys and fwknop stanzas decides the capture's layout (fwknop
+    // packets on a ring of their own beside spa keys: server/pcap-source.ts); a reload that
+    // changes it reopens the capture rather than install a filter that libpcap refuses.
+    const layout = `spa-keys:${this.runtime.clients.length > 0} fwknop:${this.runtime.fwknop !== undefined} rings:${this.pcapBufferMb()},${o.pcapBufferMb}`;
+    return `pcap ${this.opts.iface ?? o.interface ?? DEFAULT_INTERFACE} ${o.spaPort} ${layout} tcp:${this.sequences?.ports('tcp').join(',')} udp:${this.sequences?.ports('udp').join(',')}`;
   }
 
   /** PcapBufferMB as set, else its default: larger when fwknop clients are served (DEFAULTS). */
@@ -356,7 +360,6 @@ export class Daemon {
     if (next.fwknop) this.fwknop?.reconfigure(next.fwknop);
     if (Boolean(next.fwknop) !== Boolean(this.fwknop)) this.log.warn({}, 'fwknop stanzas added or removed: they take effect at the next start');
     this.tags.setClients(next.clients, Math.floor(this.nowMs() / SECOND));
-    this.source?.refresh?.(Math.floor(this.nowMs() / SECOND), true);
     const errors: string[] = [];
     try {
       await this.sequences?.reconfigure(next.config);
@@ -364,6 +367,8 @@ export class Daemon {
       this.log.error({ error: (e as Error).message }, 'sequence reload failed');
       errors.push(`sequence reload failed: ${(e as Error).message}`);
     }
+    // The keys changed: a capture that stays gets a new filter; one reopened starts with one.
+    if (this.sourceKey() === this.openedSourceKey) this.source?.refresh?.(Math.floor(this.nowMs() / SECOND), true);
     const reopen = await this.maybeReopenSource();
     if (reopen !== undefined) errors.push(reopen);
     if (this.metrics) this.metrics.reconfigure(next.config.options.metricsFile, next.config.doors.map((d) => d.name));

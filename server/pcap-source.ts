@@ -18,6 +18,8 @@ import type { PacketSource } from './udp-source.js';
 
 /** A nonce-only change (a replayed knock) replaces the filter at most this often. */
 export const NONCE_SWAP_MIN_MS = 60_000;
+/** After a filter replacement failed, the next try waits this long. */
+const FAILED_SWAP_RETRY_MS = 60_000;
 /** Handles kept back for the last swap, to the filter without tags, and for capture reopens. */
 const HANDLE_RESERVE = 16;
 
@@ -33,7 +35,7 @@ export interface KernelFilterOptions {
   readonly windowSec: () => number;
   readonly nowMs: () => number;
   /** One line when the filter leaves or returns to tag mode (warn when it leaves). */
-  readonly notice: (level: 'info' | 'warn', fields: Record<string, unknown>, msg: string) => void;
+  readonly notice: (level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string) => void;
 }
 
 export interface PcapSourceOptions {
@@ -169,6 +171,8 @@ class KernelFilter {
   /** A frame carrying a pending nonce reached the daemon: a replay, worth a swap. */
   private replayed = false;
   private lastSwapMs = -Infinity;
+  /** When replacing the filter last failed (undefined: the last replacement worked). */
+  private failedAtMs: number | undefined;
   /** The handle budget ran out: the filter without tags stays for the life of the process. */
   private exhausted = false;
   private scheduled = false;
@@ -229,6 +233,9 @@ class KernelFilter {
     // A fallback filter changes only when the keys (or the window) let tags back in.
     const backToTags = this.mode === 'fallback' && !this.exhausted && planEpochs(nowSec, this.o.windowSec(), this.keys, this.ports()) !== undefined;
     if (!keysChanged && !stale && !(this.mode === 'tags' && noncesDue) && !backToTags) return;
+    // A failed replacement may leave its ring mapped (cap cannot close a handle whose open
+    // failed): retry once a minute, not at every tick.
+    if (!keysChanged && this.failedAtMs !== undefined && nowMs - this.failedAtMs < FAILED_SWAP_RETRY_MS) return;
     if (!this.exhausted && this.capture.handlesLeft() <= HANDLE_RESERVE) this.exhausted = true;
     const text = this.plan(nowSec) ?? buildFilter(this.base);
     this.lastSwapMs = nowMs;
@@ -236,10 +243,26 @@ class KernelFilter {
     this.replayed = false;
     try {
       this.capture.setFilter(text);
+      this.failedAtMs = undefined;
     } catch (e) {
-      // The old filter stays; the next tick tries again.
+      // The old filter stays; a tick a minute from now tries again.
+      this.failedAtMs = nowMs;
       this.epochs = undefined;
       this.o.notice('warn', { error: (e as Error).message }, 'capture filter not replaced; keeping the previous one');
+      // The old filter's epochs run out within the minute: rather than drop valid knocks then,
+      // pass every right-size datagram until a filter with tags can be installed again.
+      const fallback = buildFilter(this.base);
+      if (this.mode === 'tags' && text !== fallback) this.installFallback(fallback);
+    }
+  }
+
+  private installFallback(text: string): void {
+    try {
+      this.capture.setFilter(text);
+      this.mode = 'fallback';
+      this.o.notice('warn', { retryInSec: FAILED_SWAP_RETRY_MS / 1000 }, 'kernel tag filter off: right-size datagrams reach the daemon');
+    } catch (e) {
+      this.o.notice('error', { error: (e as Error).message }, 'capture filter not replaced; keeping the previous one');
     }
   }
 

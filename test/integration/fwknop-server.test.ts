@@ -193,6 +193,7 @@ describeNeeding('spa.conf: an SPA door, a sequence door and a fwknop_access door
   let keys: Awaited<ReturnType<typeof makeKeys>>;
   let fk: Keys;
   let effects: string;
+  let conf: string;
 
   beforeAll(async () => {
     fk = keyGen();
@@ -202,7 +203,7 @@ describeNeeding('spa.conf: an SPA door, a sequence door and a fwknop_access door
     effects = join(dir, 'effects');
     const access = join(dir, 'access.conf');
     writeFileSync(access, `SOURCE ANY\nKEY_BASE64 ${fk.key}\nHMAC_KEY_BASE64 ${fk.hmac}\nREQUIRE_SOURCE_ADDRESS Y\nFW_ACCESS_TIMEOUT 60\n`, { mode: 0o600 });
-    const conf = join(dir, 'spa.conf');
+    conf = join(dir, 'spa.conf');
     writeFileSync(conf, `[options]
         Interface = lo
         SPAPort   = ${SPA_PORT}
@@ -249,4 +250,28 @@ describeNeeding('spa.conf: an SPA door, a sequence door and a fwknop_access door
     execFileSync('fwknop', ['--no-rc-file', '--no-save-args', '-D', '127.0.0.1', '-p', String(SPA_PORT), '-A', 'tcp/8080', '-a', '127.0.0.1', '--key-base64-rijndael', fk.key, '--key-base64-hmac', fk.hmac], { stdio: 'ignore' });
     await srv.waitFor((l) => l['msg'] === 'rejected' && l['reason'] === 'fwknop.ports', 15_000, from);
   });
+
+  // Beside spa keys, fwknop packets have a capture handle of their own; with the spa and
+  // sequence doors gone, the other handle's filter would match nothing, which libpcap refuses,
+  // and every failed replacement kept a ring mapped: the reload must reopen the capture instead.
+  it('a reload down to the fwknop door alone reopens the capture; fwknop knocks still open', async () => {
+    const text = readFileSync(conf, 'utf8');
+    // First without the sequence door (its ports leave the filter), then without the spa door.
+    writeFileSync(conf, text.slice(0, text.indexOf('[legacy]')), { mode: 0o600 });
+    const first = srv.lines.length;
+    srv.child.kill('SIGHUP');
+    await srv.waitFor(srv.msg('reloaded'), 10_000, first);
+    const from = srv.lines.length;
+    writeFileSync(conf, text.slice(0, text.indexOf('[ssh]')) + text.slice(text.indexOf('[fwknop-users]'), text.indexOf('[legacy]')), { mode: 0o600 });
+    writeFileSync(effects, '');
+    srv.child.kill('SIGHUP');
+    await srv.waitFor(srv.msg('reloaded'), 10_000, from);
+    expect(srv.lines.slice(from).some((l) => l['msg'] === 'capture reopened')).toBe(true);
+    execFileSync('fwknop', ['--no-rc-file', '--no-save-args', '-D', '127.0.0.1', '-p', String(SPA_PORT), '-A', 'tcp/22', '-a', '127.0.0.1', '--key-base64-rijndael', fk.key, '--key-base64-hmac', fk.hmac], { stdio: 'ignore' });
+    await until(() => fileLines(effects).includes('open fwknop 127.0.0.1 tcp/22'), 15_000, 'the fwknop door opens');
+    // Past a tick (5 s), when the kernel filter is refreshed.
+    await new Promise((r) => setTimeout(r, 6000));
+    const warnings = srv.lines.slice(from).filter((l) => Number(l['level']) >= 40);
+    expect(warnings.map((l) => l['msg']), JSON.stringify(warnings)).toEqual([]);
+  }, 60_000);
 });

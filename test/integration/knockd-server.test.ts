@@ -172,7 +172,8 @@ ${extra}`;
     const st = await runCli('spa-server', ['status', '--config', conf, '--json']);
     const [grant] = st.stdout.trim().split('\n').map((l) => JSON.parse(l) as { door: string; id: string; addr: string; expires: string });
     expect(grant).toMatchObject({ door: 'openSSH', addr: '127.0.0.1', id: expect.stringMatching(/^sequence/) });
-    expect(Math.abs(Date.parse(grant!.expires) - (Date.parse(String(open['time'])) + 600_000))).toBeLessThan(1000);
+    // cmd_timeout's 600 s, not the default's 10 (5 s of slack: the command starts late on a busy machine).
+    expect(Math.abs(Date.parse(grant!.expires) - (Date.parse(String(open['time'])) + 600_000))).toBeLessThan(5000);
     expect(await runCli('spa-server', ['close', '127.0.0.1', '--config', conf])).toMatchObject({ code: 0, stdout: 'closed 1 rule\n' });
     expect(await s.waitFor((l) => l['msg'] === 'closed' && l['door'] === 'openSSH')).toMatchObject({ addr: '127.0.0.1', id: grant!.id });
     await until(() => fileLines(effects).length === 2, 3000, 'stop_command');
@@ -377,7 +378,7 @@ ${extra}`;
     // Each deadline is cmd_timeout (600 s) after its own completion, give or take the command's start.
     const expires = grants.map((g) => Date.parse(g.expires)).sort((a, b) => a - b);
     const accepts = [first, second].map((l) => Date.parse(String(l['time'])));
-    for (const [i, e] of expires.entries()) expect(Math.abs(e - (accepts[i]! + 600_000))).toBeLessThan(1000);
+    for (const [i, e] of expires.entries()) expect(Math.abs(e - (accepts[i]! + 600_000))).toBeLessThan(5000);
     expect((await s.stop()).code).toBe(0); // CloseOnExit: both stop commands
     expect(fileLines(effects)).toEqual(['open openSSH 127.0.0.1', 'open openSSH 127.0.0.1', 'close openSSH 127.0.0.1', 'close openSSH 127.0.0.1']);
   });
