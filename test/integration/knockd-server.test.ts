@@ -350,7 +350,10 @@ ${extra}`;
     await until(() => fileLines(effects).length === 2, 3000, 'both start commands');
     expect(fileLines(effects).sort()).toEqual(['open openSSH 127.0.0.1', 'open ssh alice 127.0.0.1 tcp/22']);
     await until(() => fileLines(effects).length === 4, 6000, 'both stop commands');
-    expect(fileLines(effects).slice(2).sort()).toEqual(['close openSSH 127.0.0.1', 'close ssh alice 127.0.0.1 tcp/22']);
+    // Once in a full run with both cores busy a second 'open openSSH' came instead of its close
+    // (not reproduced alone): the daemon's sequence lines say which frames completed it.
+    const seq = s.lines.filter((l) => String(l['msg']).startsWith('knock stage') || String(l['msg']).startsWith('sequence'));
+    expect(fileLines(effects).slice(2).sort(), JSON.stringify(seq)).toEqual(['close openSSH 127.0.0.1', 'close ssh alice 127.0.0.1 tcp/22']);
     rmSync(keys.dir, { recursive: true, force: true });
   });
 
