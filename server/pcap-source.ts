@@ -35,7 +35,7 @@ export interface KernelFilterOptions {
   readonly windowSec: () => number;
   readonly nowMs: () => number;
   /** One line when the filter leaves or returns to tag mode (warn when it leaves). */
-  readonly notice: (level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string) => void;
+  readonly notice: (level: 'debug' | 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string) => void;
 }
 
 export interface PcapSourceOptions {
@@ -242,8 +242,10 @@ class KernelFilter {
     this.pending.clear();
     this.replayed = false;
     try {
+      const swaps = this.capture.stats().filterSwaps;
       this.capture.setFilter(text);
       this.failedAtMs = undefined;
+      if (this.capture.stats().filterSwaps !== swaps) this.o.notice('debug', { mode: this.mode, keysChanged, nonces: this.nonces.length }, 'capture filter replaced');
     } catch (e) {
       // The old filter stays; a tick a minute from now tries again.
       this.failedAtMs = nowMs;

@@ -129,10 +129,11 @@ export function fileLines(file: string): string[] {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : [];
 }
 
-export async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+/** Polls pred every 20 ms; on time-out, throws naming `what`, with `detail()` if given (say what was seen). */
+export async function until(pred: () => boolean, timeoutMs: number, what: string, detail?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}${detail === undefined ? '' : `: ${detail()}`}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
