@@ -3,6 +3,24 @@ import { homedir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 
+/** The binary's streams, with what bin.ts waits for before it exits. */
+export interface ProcessIo extends ClientIo {
+  /** Resolves once stdout and stderr have written what is queued for them. */
+  flush(): Promise<void>;
+}
+
+/**
+ * Resolves once what is queued for the stream is written. A write to a pipe is synchronous only
+ * while the pipe has room (64 KiB); beyond that it waits for the reader (ssh, a pager), and an
+ * exit before then drops it.
+ */
+function drained(s: Writable | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (s === undefined || s.writableLength === 0 || s.destroyed) resolve();
+    else s.write('', () => resolve());
+  });
+}
+
 export interface ClientIo {
   stdout(s: string): void;
   stderr(s: string): void;
@@ -17,7 +35,7 @@ export interface ClientIo {
   readonly stdoutStream?: Writable;
 }
 
-export function processIo(): ClientIo {
+export function processIo(): ProcessIo {
   // process.stdout is made (and its stream modules loaded) on first use: a knock that prints
   // nothing never pays for it.
   let out: NodeJS.WriteStream | undefined;
@@ -31,9 +49,16 @@ export function processIo(): ClientIo {
     }
     return out;
   };
+  let wroteStderr = false;
   return {
     stdout: (s) => void stdout().write(s),
-    stderr: (s) => void process.stderr.write(s),
+    stderr: (s) => {
+      wroteStderr = true;
+      void process.stderr.write(s);
+    },
+    flush: async () => {
+      await Promise.all([drained(out), drained(wroteStderr ? process.stderr : undefined)]);
+    },
     env: process.env,
     homedir: homedir(),
     nowMs: () => Date.now(),

@@ -46,9 +46,8 @@ const common = {
 await build({
   ...common,
   stdin: {
-    // client/bin.ts without its top-level await, which CommonJS does not have; like it, exit at
-    // once (a STUN server's name lookup given up on must not hold the process).
-    contents: "import { main, processIo } from './client/main.ts';\nvoid main(process.argv.slice(2), processIo()).then((code) => process.exit(code));\n",
+    // client/bin.ts without its top-level await, which CommonJS does not have.
+    contents: "import { runAndExit } from './client/main.ts';\nvoid runAndExit();\n",
     resolveDir: process.cwd(),
     sourcefile: 'spa-knock.ts',
     loader: 'ts',
