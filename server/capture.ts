@@ -12,6 +12,7 @@ import {
   type FrameRejectReason,
   type LinkType,
 } from './core/frame.js';
+import { OverlapDedup } from './core/overlap.js';
 
 /**
  * 2 MiB, PcapBufferMB's default: with the tag filter in the kernel (server/bpf.ts) only knocks,
@@ -40,7 +41,8 @@ export const MIN_BURST_FRAMES = 32;
 export const MAX_RETAINED_HANDLES = 10_000;
 /**
  * setFilter: the old handle stays open this long beside the new one, so the frames already in its
- * ring are read before it closes (no gap); frames both rings hold meanwhile are delivered once.
+ * ring are read before it closes (no gap); frames both rings hold meanwhile are delivered once
+ * (server/core/overlap.ts), and for as long again after it closes.
  */
 export const FILTER_OVERLAP_MS = 250;
 /** Frames remembered per handle while two are open, to deliver each frame once (bounded). */
@@ -154,9 +156,8 @@ export class Capture {
   /** The previous handle after setFilter, open until FILTER_OVERLAP_MS have passed. */
   private draining: CapHandle | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
-  /** While two handles are open: the frames each delivered that the other has not (yet). */
-  private seenOld = new Map<string, number>();
-  private seenNew = new Map<string, number>();
+  /** While two handles are open, and for FILTER_OVERLAP_MS after: frames that both deliver, once. */
+  private readonly overlap = new OverlapDedup(MAX_OVERLAP_FRAMES);
   private filterSwaps = 0;
   private duplicates = 0;
   private options: (Required<Omit<CaptureOptions, 'keepWhenShedding'>> & Pick<CaptureOptions, 'keepWhenShedding'>) | undefined;
@@ -276,6 +277,17 @@ export class Capture {
     this.filterSwaps++;
     this.endOverlap(); // a third handle: the oldest one has had its time
     this.draining = old;
+    this.overlap.begin();
+    this.drainTimer = setTimeout(() => this.closeOlder(), FILTER_OVERLAP_MS);
+    this.drainTimer.unref();
+  }
+
+  /** The overlap's time is up: the old handle closes; its frames still count as seen a while longer. */
+  private closeOlder(): void {
+    const h = this.draining;
+    this.draining = undefined;
+    if (h !== undefined) closeHandle(h);
+    this.overlap.olderClosed();
     this.drainTimer = setTimeout(() => this.endOverlap(), FILTER_OVERLAP_MS);
     this.drainTimer.unref();
   }
@@ -286,8 +298,7 @@ export class Capture {
     const h = this.draining;
     this.draining = undefined;
     if (h !== undefined) closeHandle(h);
-    this.seenOld = new Map();
-    this.seenNew = new Map();
+    this.overlap.end();
   }
 
   /** Stops capturing. Safe to call more than once, and from inside a frame handler. */
@@ -353,7 +364,10 @@ export class Capture {
    */
   private onPacket(handle: CapHandle, view: Uint8Array, nbytes: number, truncated: boolean): void {
     if (handle !== this.handle && handle !== this.draining) return; // cap delivers while closing: not ours
-    if (this.draining !== undefined && this.isDuplicate(handle === this.draining, nbytes)) return;
+    if (this.overlap.watching && this.overlap.isCopy(handle === this.draining ? 'older' : 'newer', this.buffer.toString('latin1', 0, nbytes))) {
+      this.duplicates++;
+      return;
+    }
     this.received++;
     const t = performance.now();
     let shedding = false;
@@ -394,22 +408,6 @@ export class Capture {
       tcpFlags: r.tcpFlags,
       payload: r.payload.slice(),
     });
-  }
-
-  /** During a filter swap: whether the other handle already delivered these bytes (then forget it). */
-  private isDuplicate(fromOld: boolean, nbytes: number): boolean {
-    const key = this.buffer.toString('latin1', 0, nbytes);
-    const other = fromOld ? this.seenNew : this.seenOld;
-    const n = other.get(key);
-    if (n !== undefined) {
-      if (n > 1) other.set(key, n - 1);
-      else other.delete(key);
-      this.duplicates++;
-      return true;
-    }
-    const own = fromOld ? this.seenOld : this.seenNew;
-    if (own.size < MAX_OVERLAP_FRAMES) own.set(key, (own.get(key) ?? 0) + 1);
-    return false;
   }
 
   private reject(reason: CaptureRejectReason): void {
