@@ -34,7 +34,7 @@ export interface KernelFilterOptions {
   /** The freshness window now (it may change on reload). */
   readonly windowSec: () => number;
   readonly nowMs: () => number;
-  /** One line when the filter leaves or returns to tag mode (warn when it leaves). */
+  /** One line when the filter leaves or returns to tag mode (warn when it leaves); a debug line at each swap. */
   readonly notice: (level: 'debug' | 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string) => void;
 }
 
