@@ -21,6 +21,14 @@ function drained(s: Writable | undefined): Promise<void> {
   });
 }
 
+/** A reader that went away (spa-knock --help | head, or before the exit's flush) is no error worth a stack. */
+function ignoreEpipe(s: NodeJS.WriteStream): NodeJS.WriteStream {
+  s.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+  return s;
+}
+
 export interface ClientIo {
   stdout(s: string): void;
   stderr(s: string): void;
@@ -40,19 +48,14 @@ export function processIo(): ProcessIo {
   // nothing never pays for it.
   let out: NodeJS.WriteStream | undefined;
   const stdout = (): NodeJS.WriteStream => {
-    if (!out) {
-      out = process.stdout;
-      // A reader that went away (spa-knock --help | head) is not an error worth a stack.
-      out.on('error', (e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EPIPE') throw e;
-      });
-    }
+    out ??= ignoreEpipe(process.stdout);
     return out;
   };
   let wroteStderr = false;
   return {
     stdout: (s) => void stdout().write(s),
     stderr: (s) => {
+      if (!wroteStderr) ignoreEpipe(process.stderr);
       wroteStderr = true;
       void process.stderr.write(s);
     },

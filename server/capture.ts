@@ -275,7 +275,9 @@ export class Capture {
       throw err;
     }
     this.filterSwaps++;
-    this.endOverlap(); // a third handle: the oldest one has had its time
+    // A third handle: the oldest one has had its time (what it delivered alone stays in `overlap`).
+    clearTimeout(this.drainTimer);
+    if (this.draining !== undefined) closeHandle(this.draining);
     this.draining = old;
     this.overlap.begin();
     this.drainTimer = setTimeout(() => this.closeOlder(), FILTER_OVERLAP_MS);

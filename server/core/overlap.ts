@@ -11,8 +11,12 @@
 // the older handle closed was seen twice, and a knock sequence counts a repeated port as a wrong
 // one (knockd's rule): the attempt broke.
 //
-// A third handle (the filter replaced again within the overlap) starts afresh: the oldest
-// handle's unmatched frames are forgotten. Swaps are a minute apart but for reloads.
+// The filter replaced again before that is over (reloads): the closed handle's unmatched frames
+// now await the handle that becomes the older one, as they did before.
+//
+// A frame whose bytes equal one the other handle delivered alone (a datagram resent from the
+// same port with the same IP ID) is taken as a copy while the entry lasts, at most twice
+// FILTER_OVERLAP_MS: for a knock, a replay the guard would refuse anyway.
 
 /** Which of the two open handles delivered a frame. */
 export type OverlapSide = 'older' | 'newer';
@@ -28,13 +32,17 @@ export class OverlapDedup {
 
   /** Whether frames must be checked at all; when false, every frame is new. */
   get watching(): boolean {
-    return this.phase !== 'idle';
+    return this.phase === 'both' || (this.phase === 'linger' && this.older.size > 0);
   }
 
-  /** A new handle opened beside the one in use, which becomes the older. */
+  /**
+   * A new handle opened beside the one in use, which becomes the older. Within an overlap or its
+   * linger, what the closed (or now closing) oldest handle delivered alone still awaits the handle
+   * in use, now the older: those entries carry over; the rest are moot.
+   */
   begin(): void {
+    this.newer = this.phase === 'idle' ? new Map() : this.older;
     this.older = new Map();
-    this.newer = new Map();
     this.phase = 'both';
   }
 

@@ -97,10 +97,11 @@ stop_command = echo close %DOOR% %ID% %IP% %PROTO%/%PORT% >> ${effects}
     const closed = await server.waitFor(server.msg('closed'), 12_000);
     expect(closed).toMatchObject({ door: 'ssh', id: 'alice', addr: '127.0.0.1' });
     await until(() => fileLines(effects).length === 4, 10_000, 'stop commands');
-    // Closed about cmd_timeout after opening: the timer ran on time.
+    // Closed cmd_timeout (2 s) after opening, not before; and not long after (the bound allows a
+    // busy machine; how late the timer runs under a flood is flood.test.ts's).
     const openedAt = Date.parse(String(accepted['time']));
     expect(Date.parse(String(closed['time'])) - openedAt).toBeGreaterThanOrEqual(1900);
-    expect(Date.parse(String(closed['time'])) - openedAt).toBeLessThan(10_000); // generous: a busy machine
+    expect(Date.parse(String(closed['time'])) - openedAt).toBeLessThan(6000);
     expect((await server.stop()).code).toBe(0);
   });
 

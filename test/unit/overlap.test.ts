@@ -40,12 +40,43 @@ describe('OverlapDedup', () => {
     expect(run(d, [['newer', 'a']])).toEqual(['a']);
   });
 
-  it('a new swap starts afresh', () => {
+  it('a swap after the linger starts afresh', () => {
     const d = new OverlapDedup(16);
     d.begin();
-    run(d, [['older', 'a']]);
+    run(d, [['older', 'a'], ['newer', 'b']]);
+    d.olderClosed();
+    d.end();
     d.begin();
-    expect(run(d, [['newer', 'a'], ['older', 'a']])).toEqual(['a']);
+    expect(run(d, [['older', 'a'], ['newer', 'b'], ['newer', 'a'], ['older', 'b']])).toEqual(['a', 'b']);
+  });
+
+  it('a swap within the linger: the closed handle\'s frames still await the handle in use, now the older', () => {
+    const d = new OverlapDedup(16);
+    d.begin();
+    run(d, [['older', 'a'], ['newer', 'b']]);
+    d.olderClosed();
+    d.begin();
+    // 'a' comes late from the handle that was newer and is now older: a copy. The newest handle
+    // opened after 'a' was sent; a frame of the same bytes from it is a new one.
+    expect(run(d, [['older', 'a'], ['newer', 'a']])).toEqual(['a']);
+  });
+
+  it('a swap within the overlap (a third handle): the oldest\'s unmatched frames await the middle one', () => {
+    const d = new OverlapDedup(16);
+    d.begin();
+    run(d, [['older', 'a'], ['newer', 'c']]);
+    d.begin();
+    // The middle handle (now older) delivers 'a' late: a copy. Its own 'c' awaited the oldest,
+    // now closed: forgotten, so a new frame of those bytes, delivered by both open handles, passes once.
+    expect(run(d, [['older', 'a'], ['newer', 'c'], ['older', 'c']])).toEqual(['c']);
+  });
+
+  it('watches during the linger only while the closed handle left something to match', () => {
+    const d = new OverlapDedup(16);
+    d.begin();
+    run(d, [['older', 'a'], ['newer', 'a']]);
+    d.olderClosed();
+    expect(d.watching).toBe(false);
   });
 
   it('past maxFrames per side a copy gets through (delivered twice, never lost)', () => {
