@@ -3,12 +3,12 @@
 // seeds-style knockd.conf; one_time_sequences across kill -9; floods from another address; SPA
 // and sequence doors in one file; every fixture config through `spa-server check`.
 // Needs root (capture) and knock.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
 import { parseAddress, type Address } from '../../src/net/address.js';
 import { createKnockState, knockDoorOf, setLocalAddresses, step } from '../../server/core/knock.js';
@@ -146,7 +146,9 @@ ${extra}`;
   /** For a failure message: what the effects file holds and the daemon's lines about knocks and the capture. */
   const seen = (s: ServerProcess): string => {
     const lines = s.lines.filter((l) => /^(knock|sequence|capture|accepted|kernel)/.test(String(l['msg'])));
-    return JSON.stringify({ effects: fileLines(effects), daemon: lines });
+    // Every spa-server process on the machine: a second daemon on lo would see the same knocks.
+    const daemons = spawnSync('pgrep', ['-af', 'server/bin.js'], { encoding: 'utf8' }).stdout.trim().split('\n');
+    return JSON.stringify({ effects: fileLines(effects), daemon: lines, pid: s.child.pid, daemons });
   };
 
   // Bounds on waits for commands are generous: a journal fsync right after a big install took
@@ -155,9 +157,13 @@ ${extra}`;
 
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'spa-knockd-'));
-    effects = join(work, 'effects');
     otpFile = join(work, 'otp.sequences');
     conf = join(work, 'knockd.conf');
+  });
+  // A file of its own per test: no command of an earlier test's daemon can write into this one's.
+  let tests = 0;
+  beforeEach(() => {
+    effects = join(work, `effects-${++tests}`);
   });
   afterEach(async () => {
     await stopAllServers();
