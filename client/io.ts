@@ -51,16 +51,12 @@ export function processIo(): ProcessIo {
     out ??= ignoreEpipe(process.stdout);
     return out;
   };
-  let wroteStderr = false;
+  let err: NodeJS.WriteStream | undefined;
   return {
     stdout: (s) => void stdout().write(s),
-    stderr: (s) => {
-      if (!wroteStderr) ignoreEpipe(process.stderr);
-      wroteStderr = true;
-      void process.stderr.write(s);
-    },
+    stderr: (s) => void (err ??= ignoreEpipe(process.stderr)).write(s),
     flush: async () => {
-      await Promise.all([drained(out), drained(wroteStderr ? process.stderr : undefined)]);
+      await Promise.all([drained(out), drained(err)]);
     },
     env: process.env,
     homedir: homedir(),

@@ -257,16 +257,16 @@ export class Capture {
    * rings from then on), the old one is read for FILTER_OVERLAP_MS more and then closed, and a
    * frame that both deliver in that time is passed on once. cap 0.2.1 has no pcap_setfilter, and
    * each replacement retains one handle (~1 KB, see `retained`). Throws SystemError('capture') if
-   * libpcap refuses the filter; the old one then stays.
+   * libpcap refuses the filter; the old one then stays. Returns whether a handle was replaced
+   * (not when the filter is the same, nor while paused: the reopen takes the new filter).
    */
-  setFilter(filter: string): void {
+  setFilter(filter: string): boolean {
     const o = this.options;
     if (o === undefined || this.closed) throw new Error('Capture.setFilter before open or after close');
-    if (filter === o.filter) return;
+    if (filter === o.filter) return false;
     this.options = { ...o, filter };
     const old = this.handle;
-    // Paused (a reopen is pending): the reopen takes the new filter.
-    if (old === undefined) return;
+    if (old === undefined) return false;
     try {
       this.openHandle();
     } catch (err) {
@@ -276,31 +276,38 @@ export class Capture {
     }
     this.filterSwaps++;
     // A third handle: the oldest one has had its time (what it delivered alone stays in `overlap`).
-    clearTimeout(this.drainTimer);
-    if (this.draining !== undefined) closeHandle(this.draining);
+    this.closeDraining();
     this.draining = old;
     this.overlap.begin();
-    this.drainTimer = setTimeout(() => this.closeOlder(), FILTER_OVERLAP_MS);
-    this.drainTimer.unref();
+    this.afterOverlap(() => this.closeOlder());
+    return true;
   }
 
   /** The overlap's time is up: the old handle closes; its frames still count as seen a while longer. */
   private closeOlder(): void {
-    const h = this.draining;
-    this.draining = undefined;
-    if (h !== undefined) closeHandle(h);
+    this.closeDraining();
     this.overlap.olderClosed();
-    this.drainTimer = setTimeout(() => this.endOverlap(), FILTER_OVERLAP_MS);
-    this.drainTimer.unref();
+    this.afterOverlap(() => this.endOverlap());
   }
 
   private endOverlap(): void {
+    this.closeDraining();
+    this.overlap.end();
+  }
+
+  /** Closes the previous handle, if one is still open, and stops its timer. */
+  private closeDraining(): void {
     clearTimeout(this.drainTimer);
     this.drainTimer = undefined;
     const h = this.draining;
     this.draining = undefined;
     if (h !== undefined) closeHandle(h);
-    this.overlap.end();
+  }
+
+  /** Runs `next` FILTER_OVERLAP_MS from now (the one drain timer; it does not hold the process). */
+  private afterOverlap(next: () => void): void {
+    this.drainTimer = setTimeout(next, FILTER_OVERLAP_MS);
+    this.drainTimer.unref();
   }
 
   /** Stops capturing. Safe to call more than once, and from inside a frame handler. */

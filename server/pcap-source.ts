@@ -242,10 +242,9 @@ class KernelFilter {
     this.pending.clear();
     this.replayed = false;
     try {
-      const swaps = this.capture.stats().filterSwaps;
-      this.capture.setFilter(text);
+      const replaced = this.capture.setFilter(text);
       this.failedAtMs = undefined;
-      if (this.capture.stats().filterSwaps !== swaps) this.o.notice('debug', { mode: this.mode, keysChanged, nonces: this.nonces.length }, 'capture filter replaced');
+      if (replaced) this.o.notice('debug', { mode: this.mode, keysChanged, nonces: this.nonces.length }, 'capture filter replaced');
     } catch (e) {
       // The old filter stays; a tick a minute from now tries again.
       this.failedAtMs = nowMs;
